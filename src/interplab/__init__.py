@@ -1,10 +1,10 @@
 """interplab: look inside open language models, test causal hypotheses, defend the results.
 
-    import interplab as ip
-    model = ip.load()                                   # SmolLM2-135M-Instruct, embedded
-    with model.capture(["L12.resid_post", "L3.attn.z"]) as cache:
-        logits = model("The Eiffel Tower is located in the city of")
-    run = model.run(prompts, interventions=[ip.Patch("L5.resid_post", value, positions=[-1])])
+import interplab as ip
+model = ip.load()                                   # SmolLM2-135M-Instruct, embedded
+with model.capture(["L12.resid_post", "L3.attn.z"]) as cache:
+    logits = model("The Eiffel Tower is located in the city of")
+run = model.run(prompts, interventions=[ip.Patch("L5.resid_post", value, positions=[-1])])
 """
 
 from interplab.core import (

@@ -48,9 +48,7 @@ Component = Literal[
 
 COMPONENTS: tuple[Component, ...] = get_args(Component)
 MODEL_WIDE: frozenset[Component] = frozenset({"embed", "final_norm", "logits"})
-PER_HEAD: frozenset[Component] = frozenset(
-    {"attn.q", "attn.k", "attn.v", "attn.pattern", "attn.z"}
-)
+PER_HEAD: frozenset[Component] = frozenset({"attn.q", "attn.k", "attn.v", "attn.pattern", "attn.z"})
 LAYER_COMPONENTS: tuple[Component, ...] = tuple(c for c in COMPONENTS if c not in MODEL_WIDE)
 
 _SITE_RE = re.compile(r"^L(?P<layer>-?\d+)\.(?P<component>[a-z_.]+?)(?:\.h(?P<head>-?\d+))?$")
@@ -134,7 +132,9 @@ class Site:
     @property
     def sort_key(self) -> tuple[int, int, int]:
         """Orders sites by depth in the forward pass, then component order, then head."""
-        layer = -1 if self.component == "embed" else (self.layer if self.layer is not None else 1 << 30)
+        layer = (
+            -1 if self.component == "embed" else (self.layer if self.layer is not None else 1 << 30)
+        )
         return (layer, COMPONENTS.index(self.component), -1 if self.head is None else self.head)
 
 

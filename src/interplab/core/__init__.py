@@ -2,7 +2,6 @@
 
 from interplab.core.cache import Cache
 from interplab.core.hooks import HookSession
-from interplab.core.model import Generation, InputError, Model, Run, Tokens, load
 from interplab.core.interventions import (
     Ablate,
     Add,
@@ -12,6 +11,7 @@ from interplab.core.interventions import (
     Patch,
     Scale,
 )
+from interplab.core.model import Generation, InputError, Model, Run, Tokens, load
 
 __all__ = [
     "Ablate",

@@ -2,8 +2,10 @@
 
 1. Resolve every requested site to its hook point (`interplab.core.points`); only those modules
    get hooks, so capturing nothing costs nothing.
-2. Group sites by point, so each (module, input/output) has one hook that applies the
-   interventions in the order given, then records the captures: a capture sees edited values.
+2. Group sites by the tensor they read, so each (module, input/output, tuple element) has one
+   hook that applies the interventions in the order given, then records the captures: a capture
+   sees edited values. Each site keeps its own point, so q, k and v of one fused projection are
+   read and written through their own views.
 3. An edit clones the tensor at the point once and writes through the site's view, so untouched
    entries keep their exact bits; with no interventions nothing is cloned and the logits are
    bit-identical to plain HF.
@@ -43,9 +45,9 @@ class _State:
 
 @dataclass
 class _PointOps:
-    point: Point
-    edits: list[tuple[Site, Intervention]] = field(default_factory=list)
-    captures: list[Site] = field(default_factory=list)
+    point: Point  # where the hook goes; each site below keeps its own point for its view
+    edits: list[tuple[Site, Point, Intervention]] = field(default_factory=list)
+    captures: list[tuple[Site, Point]] = field(default_factory=list)
 
 
 class HookSession:
@@ -68,7 +70,7 @@ class HookSession:
         self.state = _State(generating=generating)
         self._handles: list[RemovableHandle] = []
         self._attn_impl: str | None = None
-        self._ops: dict[tuple[int, str], _PointOps] = {}
+        self._ops: dict[tuple[int, str, int | None], _PointOps] = {}
         self._mid_layers: list[int] = []
         for iv in interventions:
             site = check_site(iv.site, dims)
@@ -78,23 +80,31 @@ class HookSession:
                     "pattern; intervene on attn.q / attn.k (what the pattern is computed from) or "
                     "on attn.z (what it produces)"
                 )
-            if isinstance(iv, Ablate) and iv.method != "zero" and not isinstance(iv.reference, Tensor):
+            if (
+                isinstance(iv, Ablate)
+                and iv.method != "zero"
+                and not isinstance(iv.reference, Tensor)
+            ):
                 raise InterventionError(
                     f"{iv.method} ablation of {site} needs reference activations here; pass "
                     "prompts through Model.run, which captures them"
                 )
-            self._ops_for(site).edits.append((site, iv))
+            point = self._point(site)
+            self._ops_for(point).edits.append((site, point, iv))
             if site.component == "resid_mid":
                 self._mid_layers.append(site.layer)  # type: ignore[arg-type]
         for s in capture:
             site = check_site(s, dims)
-            self._ops_for(site).captures.append(site)
+            point = self._point(site)
+            self._ops_for(point).captures.append((site, point))
         self._needs_eager = any(
-            s.component == "attn.pattern" for ops in self._ops.values() for s in ops.captures
+            s.component == "attn.pattern" for ops in self._ops.values() for s, _ in ops.captures
         )
 
-    def _ops_for(self, site: Site) -> _PointOps:
-        point = resolve(site, self.adapter, self.hf, self.dims)
+    def _point(self, site: Site) -> Point:
+        return resolve(site, self.adapter, self.hf, self.dims)
+
+    def _ops_for(self, point: Point) -> _PointOps:
         return self._ops.setdefault(point.key, _PointOps(point))
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -105,9 +115,7 @@ class HookSession:
                 self._attn_impl = self.hf.config._attn_implementation
                 if self._attn_impl != "eager":
                     self.hf.set_attn_implementation("eager")  # type: ignore[operator]
-            self._handles.append(
-                self.hf.register_forward_pre_hook(self._on_root, with_kwargs=True)
-            )
+            self._handles.append(self.hf.register_forward_pre_hook(self._on_root, with_kwargs=True))
             for ops in self._ops.values():
                 self._register(ops)
             for layer in sorted(set(self._mid_layers)):
@@ -132,7 +140,9 @@ class HookSession:
 
     def _on_root(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         pkv = kwargs.get("past_key_values")
-        self.state.offset = int(pkv.get_seq_length()) if pkv is not None and hasattr(pkv, "get_seq_length") else 0
+        self.state.offset = (
+            int(pkv.get_seq_length()) if pkv is not None and hasattr(pkv, "get_seq_length") else 0
+        )
         ids = kwargs.get("input_ids", args[0] if args else None)
         if ids is None:
             ids = kwargs.get("inputs_embeds")
@@ -190,12 +200,11 @@ class HookSession:
         self._handles.append(block.register_forward_hook(rebuild, prepend=True))
 
     def _process(self, ops: _PointOps, t: Tensor) -> Tensor:
-        p = ops.point
         if ops.edits:
             t = t.clone()
-            for site, iv in ops.edits:
+            for site, p, iv in ops.edits:
                 self._apply(p, site, iv, t)
-        for site in ops.captures:
+        for site, p in ops.captures:
             v = p.view(t)
             if site.head is not None:
                 v = v.select(p.head_axis, head_index(site, self.dims, site.head))  # type: ignore[arg-type]
@@ -332,7 +341,9 @@ def _check_heads(iv: Intervention, dims: Dimensions) -> None:
             )
 
 
-def _substitute(p: Point, site: Site, dims: Dimensions, t: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+def _substitute(
+    p: Point, site: Site, dims: Dimensions, t: Tensor, v: Tensor
+) -> tuple[Tensor, Tensor]:
     """Returns (t', act): act is an exact copy of v that t' is computed from, so gradients reach it."""
     if v is t:
         return t, v

@@ -98,7 +98,9 @@ class Patch(_Edit):
     ) -> None:
         _init(self, site, positions, heads)
         if not isinstance(value, Tensor):
-            raise InterventionError(f"Patch value for {self.site} must be a torch.Tensor, not {type(value).__name__}")
+            raise InterventionError(
+                f"Patch value for {self.site} must be a torch.Tensor, not {type(value).__name__}"
+            )
         object.__setattr__(self, "value", value)
 
     def edit(self, selected: Tensor, full: Tensor | None) -> Tensor:
@@ -123,14 +125,18 @@ class Add(_Edit):
     ) -> None:
         _init(self, site, positions, heads)
         if not isinstance(value, Tensor):
-            raise InterventionError(f"Add value for {self.site} must be a torch.Tensor, not {type(value).__name__}")
+            raise InterventionError(
+                f"Add value for {self.site} must be a torch.Tensor, not {type(value).__name__}"
+            )
         object.__setattr__(self, "value", value)
         object.__setattr__(self, "coefficient", float(coefficient))
 
     def edit(self, selected: Tensor, full: Tensor | None) -> Tensor:
         assert full is not None
         if self.coefficient == 0.0:
-            return selected  # exactly a no-op, not selected + 0 * value (which could be -0.0 or NaN)
+            return (
+                selected  # exactly a no-op, not selected + 0 * value (which could be -0.0 or NaN)
+            )
         return selected + self.coefficient * full
 
 
@@ -222,7 +228,9 @@ class Apply(_Edit):
     ) -> None:
         _init(self, site, positions, heads)
         if not callable(fn):
-            raise InterventionError(f"Apply needs a callable for {self.site}, got {type(fn).__name__}")
+            raise InterventionError(
+                f"Apply needs a callable for {self.site}, got {type(fn).__name__}"
+            )
         object.__setattr__(self, "fn", fn)
 
     def edit(self, selected: Tensor, full: Tensor | None) -> Tensor:

@@ -270,7 +270,11 @@ class Model:
                 raise InterventionError(
                     f"{iv!r} is not an intervention; use Patch, Add, Scale, Ablate or Apply"
                 )
-            if isinstance(iv, Ablate) and iv.reference is not None and not isinstance(iv.reference, Tensor):
+            if (
+                isinstance(iv, Ablate)
+                and iv.reference is not None
+                and not isinstance(iv.reference, Tensor)
+            ):
                 site = iv.site.with_head(None)
                 run = self.run(list(iv.reference), capture=[site])
                 if bool((run.tokens.mask == 0).any()):

@@ -42,8 +42,11 @@ class Point:
     head_axis: int | None
 
     @property
-    def key(self) -> tuple[int, Kind]:
-        return (id(self.module), self.kind)
+    def key(self) -> tuple[int, Kind, int | None]:
+        """Identifies the tensor read: sites that share it (q, k, v of a fused projection) share
+        one hook, each through its own view; attn_out and the pattern, two elements of one
+        output, get a hook each."""
+        return (id(self.module), self.kind, self.index)
 
 
 def _identity(t: Tensor) -> Tensor:
@@ -59,9 +62,13 @@ def _projection_view(p: Projection, n_heads: int, d_head: int) -> View:
         return lambda t: t.transpose(1, 2)
     width = n_heads * d_head
     if p.layout == "fused":
-        return lambda t: t[..., p.part * width : (p.part + 1) * width].unflatten(-1, (n_heads, d_head))
+        return lambda t: t[..., p.part * width : (p.part + 1) * width].unflatten(
+            -1, (n_heads, d_head)
+        )
     # interleaved: [batch, pos, heads * 3 * d_head], q/k/v side by side inside each head
-    return lambda t: t.unflatten(-1, (n_heads, 3 * d_head))[..., p.part * d_head : (p.part + 1) * d_head]
+    return lambda t: t.unflatten(-1, (n_heads, 3 * d_head))[
+        ..., p.part * d_head : (p.part + 1) * d_head
+    ]
 
 
 def resolve(site: Site, adapter: Adapter, hf: nn.Module, dims: Dimensions) -> Point:

@@ -46,6 +46,7 @@ _TOKENS_FILE = "tokens.u32"
 _MANIFEST_FILE = "manifest.json"
 _PROGRESS_FILE = "progress.json"
 _DTYPE = np.uint32
+_FINGERPRINT_PROBE = "Hello, World! 12345  naïve café\n\tDon't   stop: x=y+1; αβγ 日本語 <b>ok</b>"
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,9 +188,12 @@ def tokenize_corpus(
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
-    """Return a sha256 of the tokenizer's class and vocabulary, independent of where it lives."""
+    """Return a sha256 of the tokenizer's vocabulary and of how it splits a probe text."""
     vocabulary = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
-    payload = json.dumps([type(tokenizer).__name__, vocabulary], ensure_ascii=False)
+    # Two tokenizers can share a vocabulary yet normalise or pre-tokenise differently; the probe
+    # catches that without depending on the class name or the folder it was loaded from.
+    probe = list(tokenizer(_FINGERPRINT_PROBE, add_special_tokens=False)["input_ids"])
+    payload = json.dumps([vocabulary, probe], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -80,7 +80,11 @@ def word_token_pool(tokenizer: PreTrainedTokenizerBase) -> list[str]:
     pool = []
     for token_id in range(len(tokenizer)):
         text = tokenizer.decode([token_id])
-        if isinstance(text, str) and _WORD_TOKEN.match(text) and encode(tokenizer, text) == [token_id]:
+        if (
+            isinstance(text, str)
+            and _WORD_TOKEN.match(text)
+            and encode(tokenizer, text) == [token_id]
+        ):
             pool.append(text)
     return sorted(pool)
 

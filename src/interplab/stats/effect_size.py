@@ -119,7 +119,9 @@ def _standardised_parts(
         _same_cells(first, second)
         n_a, n_b = first.shape[0], second.shape[0]
         df = n_a + n_b - 2
-        pooled = ((n_a - 1) * first.var(axis=0, ddof=1) + (n_b - 1) * second.var(axis=0, ddof=1)) / df
+        pooled = (
+            (n_a - 1) * first.var(axis=0, ddof=1) + (n_b - 1) * second.var(axis=0, ddof=1)
+        ) / df
         return first.mean(axis=0) - second.mean(axis=0), np.sqrt(pooled), float(df)
     differences = first - (float(null) if kind == "one-sample" else _matching(first, b))
     return differences.mean(axis=0), differences.std(axis=0, ddof=1), float(first.shape[0] - 1)

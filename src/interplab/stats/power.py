@@ -21,7 +21,7 @@ Reference: J. Cohen, "Statistical Power Analysis for the Behavioral Sciences", 2
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from scipy.optimize import brentq
 from scipy.stats import nct
@@ -84,7 +84,7 @@ def min_detectable_effect(
     high = 1.0
     while shortfall(high) < 0.0:
         high *= 2.0
-    return float(brentq(shortfall, 0.0, high, xtol=1e-12))
+    return float(cast(float, brentq(shortfall, 0.0, high, xtol=1e-12)))
 
 
 def required_n(

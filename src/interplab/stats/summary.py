@@ -57,6 +57,16 @@ EXPLORATORY_THRESHOLD = 0.001
 """p-values above this count as weak evidence in exploratory analyses."""
 
 _POWER = 0.8
+_CELL_FIELDS = (
+    "mean",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_adjusted",
+    "significant",
+    "weak_evidence",
+    "effect_size",
+)
 _METHOD_LABELS = {"bca": "BCa", "percentile": "percentile"}
 _CORRECTION_LABELS = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}
 
@@ -99,11 +109,7 @@ class Summary:
         check_choice(self.correction, "correction", SUMMARY_CORRECTIONS)
         check_confidence(self.confidence)
         check_alpha(self.alpha)
-        shapes = {
-            name: getattr(self, name).shape
-            for name in ("mean", "ci_low", "ci_high", "p_value", "p_adjusted")
-            + ("significant", "weak_evidence", "effect_size")
-        }
+        shapes = {name: getattr(self, name).shape for name in _CELL_FIELDS}
         if len(set(shapes.values())) != 1:
             raise ValueError(f"per-cell arrays of a Summary must share one shape, got {shapes}.")
 
@@ -114,11 +120,7 @@ class Summary:
 
     def to_dict(self) -> dict[str, object]:
         """Return a JSON-safe dict: arrays as nested lists, NaN as None."""
-        arrays = {
-            name: _json_safe(getattr(self, name))
-            for name in ("mean", "ci_low", "ci_high", "p_value", "p_adjusted")
-            + ("significant", "weak_evidence", "effect_size")
-        }
+        arrays = {name: _json_safe(getattr(self, name)) for name in _CELL_FIELDS}
         scalars = {
             "cell_shape": list(self.cell_shape),
             "n": self.n,
@@ -182,7 +184,9 @@ class Summary:
         untested = f", {undefined} undefined (all-NaN) cells not tested" if undefined else ""
         survivors = int(self.significant.sum())
         weak = int((self.significant & self.weak_evidence).sum())
-        weak_text = f" ({weak} of them weak evidence, p > {EXPLORATORY_THRESHOLD:g})" if weak else ""
+        weak_text = (
+            f" ({weak} of them weak evidence, p > {EXPLORATORY_THRESHOLD:g})" if weak else ""
+        )
         if self.correction == "none":
             family = f"{survivors} of {self.n_tests} cells have p <= {self.alpha:g} uncorrected"
         else:
@@ -266,7 +270,9 @@ def summarize(
         exploratory=exploratory,
     )
     if effect_of_interest is not None:
-        warning = underpowered_warning(units, effect_of_interest, alpha=per_test_alpha, power=_POWER)
+        warning = underpowered_warning(
+            units, effect_of_interest, alpha=per_test_alpha, power=_POWER
+        )
         if warning is not None:
             notes.append(f"{warning[0].upper()}{warning[1:]}")
 
@@ -299,8 +305,12 @@ def summarize(
 
 
 def _smallest_p(exact: bool, count: int) -> float:
-    """Return the smallest two-sided p-value the sign-flip test can report."""
-    return min(1.0, 2.0 / count if exact else 2.0 / (1.0 + count))
+    """Return the smallest two-sided p-value the sign-flip test can report.
+
+    Exact enumeration always finds the observed pattern and its mirror image; a random sample
+    always counts the observed statistic itself (the +1).
+    """
+    return min(1.0, 2.0 / count if exact else 1.0 / (1.0 + count))
 
 
 def _design_notes(
@@ -322,7 +332,7 @@ def _design_notes(
     remedy = (
         f"add {unit_name} (with {units} there are only {2**units:,} sign patterns)"
         if exact
-        else f"use n_resamples >= {math.ceil(2.0 / bar):,}"
+        else f"use n_resamples >= {math.ceil(1.0 / bar):,}"
     )
     if smallest_p > bar:
         notes.append(

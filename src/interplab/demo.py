@@ -1,0 +1,209 @@
+"""The main job: look inside the embedded model and write a report a person can open.
+
+1. Load the embedded model (converted once, cached).
+2. Logit lens on factual prompts whose answer is " Paris": where does the answer appear?
+3. Direct logit attribution on indirect-object prompts: which layers and heads write the
+   indirect object's name over the subject's? Every number with n and a 95% CI.
+4. Write ``index.html`` (self-contained), the figures as PNG, and every result as JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from interplab.core.model import Model, load
+from interplab.report import Report, Section
+from interplab.techniques import direct_logit_attribution, logit_lens
+from interplab.viz.figures import figure_to_png_bytes, save
+
+PARIS_PROMPTS = [
+    "The Eiffel Tower is located in the city of",
+    "The capital of France is",
+    "The Louvre museum is in the city of",
+    "Notre-Dame cathedral stands in the heart of",
+    "The French government sits in its capital,",
+    "The Arc de Triomphe is a monument in",
+]
+
+# Indirect-object identification (Wang et al. 2022): the answer is the name said once (IO), the
+# baseline the name said twice (S). Both name orders, so position cannot stand in for the name.
+IOI_TEMPLATES = [
+    "When {A} and {B} went to the store, {S} gave a drink to",
+    "When {A} and {B} went to the park, {S} handed a ball to",
+    "After {A} and {B} went to the market, {S} gave a bag to",
+    "While {A} and {B} were working at the office, {S} passed a note to",
+]
+IOI_NAMES = [("Mary", "John"), ("Alice", "Tom"), ("Sarah", "James"), ("Anna", "David")]
+
+
+def ioi_prompts() -> tuple[list[str], list[str], list[str]]:
+    """Returns (prompts, indirect objects, subjects) over templates × name pairs × both orders."""
+    prompts, io, s = [], [], []
+    for template in IOI_TEMPLATES:
+        for a, b in IOI_NAMES:
+            for first, second in ((a, b), (b, a)):
+                # The subject (repeated name) is `second`; the answer is `first`.
+                prompts.append(template.format(A=first, B=second, S=second))
+                io.append(" " + first)
+                s.append(" " + second)
+    return prompts, io, s
+
+
+def run_demo(
+    out: str | Path = "reports/demo", *, model: Model | None = None, console: Console | None = None
+) -> Path:
+    """Runs the demo and returns the path of the written ``index.html``."""
+    console = console or Console()
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with console.status("loading the embedded model (the first run converts it, ~1 min)"):
+        model = model or load()
+    console.print(f"[bold]model[/] {model}")
+    report = Report(
+        title="interplab demo: looking inside SmolLM2-135M-Instruct",
+        intro=(
+            f"Model <b>{model.info.name}</b> ({model.info.hf_id}, {model.info.n_params:,} parameters, "
+            f"weights sha256 {model.info.weights_sha256[:16]}…), {model.info.dtype} on {model.info.device}. "
+            "Every number below is computed on this run; per-example values and provenance are in "
+            "the JSON files beside this page."
+        ),
+    )
+
+    with console.status("logit lens on factual prompts"):
+        lens = logit_lens(model, PARIS_PROMPTS, target=" Paris")
+    lens.to_json(out_dir / "lens.json")
+    save(lens.figure(0), out_dir / "lens.png")
+    first = lens.first_layer_top1()
+    final_p = lens.at_last(lens.target_prob)[:, -1]
+    ls = lens.summary()
+    rows = [
+        [
+            p,
+            f"{final_p[i]:.3f}",
+            int(lens.at_last(lens.target_rank)[i, -1]),
+            "never" if first[i] is None else lens.layers[first[i]],
+        ]
+        for i, p in enumerate(lens.prompts)
+    ]
+    hit = [f for f in first if f is not None]
+    claims = [
+        f"' Paris' is the final top-1 prediction on {sum(lens.at_last(lens.target_rank)[:, -1] == 0)} of {lens.n} prompts; "
+        f"mean final probability {float(np.asarray(ls.mean)[-1]):.3f} "
+        f"(95% CI {float(np.asarray(ls.ci_low)[-1]):.3f} to {float(np.asarray(ls.ci_high)[-1]):.3f}, n={ls.n})."
+    ]
+    if hit:
+        claims.append(
+            f"It first becomes the lens's top-1 token at layer {lens.layers[min(hit)]} at the earliest and "
+            f"{lens.layers[max(hit)]} at the latest: the answer is assembled in the last third of the network."
+        )
+    report.add(
+        Section(
+            title="1. Logit lens: when does the model know the answer?",
+            text=(
+                "Each layer's residual stream at each position is decoded with the model's own final norm "
+                "and unembedding. The heatmap shows the first prompt; the table shows every prompt, not "
+                "a selection."
+            ),
+            claims=claims,
+            caveats=[
+                "The logit lens reads early layers through the final decoder, which they were not trained for "
+                "(Belrose et al. 2023): late appearance of the answer is evidence about the decoder's basis, "
+                "not proof that early layers lack the information. With n="
+                f"{ls.n} prompts the CIs are wide; {ls.describe()}"
+            ],
+            figures=[
+                (
+                    "logit lens, prompt 1: p(' Paris') by layer and position; text = top-1 token",
+                    (out_dir / "lens.png").read_bytes(),
+                )
+            ],
+            tables=[(["prompt", "final p(' Paris')", "final rank", "first layer top-1"], rows)],
+            provenance=lens.provenance.to_dict(),
+        )
+    )
+
+    prompts, io, s = ioi_prompts()
+    with console.status(f"direct logit attribution on {len(prompts)} IOI prompts"):
+        dla = direct_logit_attribution(model, prompts, target=io, baseline=s)
+    dla.to_json(out_dir / "dla.json")
+    fig = dla.figure()
+    save(fig, out_dir / "dla.png")
+    summ = dla.summary()
+    order = np.argsort(-np.abs(np.asarray(summ.mean)))[:10]
+    comp_rows = [
+        [
+            dla.labels[i],
+            float(summ.mean[i]),
+            float(summ.ci_low[i]),
+            float(summ.ci_high[i]),
+            float(summ.p_adjusted[i]),
+            "yes" if bool(summ.significant[i]) else "no",
+        ]
+        for i in order
+    ]
+    hs = dla.head_summary()
+    head_mean = np.asarray(hs.mean)
+    top_heads = np.dstack(np.unravel_index(np.argsort(-head_mean.ravel())[:5], head_mean.shape))[0]
+    head_rows = [
+        [
+            f"L{la}.h{h}",
+            float(hs.mean[la, h]),
+            float(hs.ci_low[la, h]),
+            float(hs.ci_high[la, h]),
+            "yes" if bool(hs.significant[la, h]) else "no",
+        ]
+        for la, h in top_heads
+    ]
+    positive = float((dla.actual > 0).mean())
+    report.add(
+        Section(
+            title="2. Direct logit attribution: who writes the indirect object's name?",
+            text=(
+                f"{len(prompts)} indirect-object prompts ({len(IOI_TEMPLATES)} templates × {len(IOI_NAMES)} name pairs "
+                "× both orders). The direction is logit(indirect object) − logit(subject) at the last token. "
+                "The final norm's scale is frozen at its value on each run, so the parts add up to the "
+                f"logit difference (largest error {dla.error.max():.1e})."
+            ),
+            claims=[
+                f"The model prefers the indirect object on {positive:.0%} of prompts; mean logit difference "
+                f"{dla.actual.mean():.2f} (n={dla.n}).",
+                f"Largest direct contributor: {dla.labels[order[0]]} "
+                f"({float(summ.mean[order[0]]):+.2f}, 95% CI {float(summ.ci_low[order[0]]):+.2f} to "
+                f"{float(summ.ci_high[order[0]]):+.2f}); strongest head {head_rows[0][0]} ({head_rows[0][1]:+.2f}).",
+            ],
+            caveats=[
+                "Direct effects only: a component can matter through later layers without writing to the "
+                "logits itself, and templates are few. Causal tests (activation patching) are the next step. "
+                + summ.describe()
+            ],
+            figures=[
+                (
+                    "direct logit attribution: per-layer attention / MLP (95% CI) and per-head grid",
+                    (out_dir / "dla.png").read_bytes(),
+                )
+            ],
+            tables=[
+                (["component", "mean", "CI low", "CI high", "p (Holm)", "survives"], comp_rows),
+                (["head", "mean", "CI low", "CI high", "survives"], head_rows),
+            ],
+            provenance=dla.provenance.to_dict(),
+        )
+    )
+    path = report.write(out_dir / "index.html")
+    console.print(f"[bold green]wrote[/] {path} ({time.perf_counter() - started:.0f} s)")
+    return path
+
+
+__all__ = [
+    "IOI_NAMES",
+    "IOI_TEMPLATES",
+    "PARIS_PROMPTS",
+    "figure_to_png_bytes",
+    "ioi_prompts",
+    "run_demo",
+]

@@ -1,0 +1,1 @@
+"""Figures built from result objects (matplotlib, headless)."""
