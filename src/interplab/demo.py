@@ -53,6 +53,10 @@ def ioi_prompts() -> tuple[list[str], list[str], list[str]]:
     return prompts, io, s
 
 
+def _layer_name(layers: list[str], index: int | None) -> str:
+    return "never" if index is None else layers[index]
+
+
 def run_demo(
     out: str | Path = "reports/demo", *, model: Model | None = None, console: Console | None = None
 ) -> Path:
@@ -86,7 +90,7 @@ def run_demo(
             p,
             f"{final_p[i]:.3f}",
             int(lens.at_last(lens.target_rank)[i, -1]),
-            "never" if first[i] is None else lens.layers[first[i]],
+            _layer_name(lens.layers, first[i]),
         ]
         for i, p in enumerate(lens.prompts)
     ]

@@ -71,8 +71,9 @@ def jsonable(obj: Any) -> Any:
         return jsonable(obj.tolist())
     if isinstance(obj, np.generic):
         return jsonable(obj.item())
-    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # a torch tensor, without importing torch
-        return jsonable(obj.detach().cpu().tolist())
+    detach = getattr(obj, "detach", None)  # a torch tensor, recognised without importing torch
+    if callable(detach) and hasattr(obj, "tolist"):
+        return jsonable(detach().cpu().tolist())  # pyright: ignore[reportAttributeAccessIssue]
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if obj is None or isinstance(obj, str | int | bool):

@@ -65,7 +65,8 @@ class HookSession:
         cache: Cache | None = None,
         generating: bool = False,
     ) -> None:
-        self.hf, self.adapter, self.dims, self.grad = hf, adapter, dims, grad
+        self.hf: Any = hf
+        self.adapter, self.dims, self.grad = adapter, dims, grad
         self.cache = cache if cache is not None else Cache()
         self.state = _State(generating=generating)
         self._handles: list[RemovableHandle] = []

@@ -99,6 +99,14 @@ def get_module(root: nn.Module, path: str) -> nn.Module:
     return mod
 
 
+def weight(module: nn.Module, name: str = "weight") -> torch.Tensor:
+    """Returns a module's parameter (``weight``, ``bias``) as a tensor, with a clear error if absent."""
+    value = getattr(module, name, None)
+    if not isinstance(value, torch.Tensor):
+        raise AttributeError(f"{type(module).__name__} has no tensor {name!r}")
+    return value
+
+
 def norm_eps(module: nn.Module) -> float:
     """Returns a norm module's epsilon, whatever HF named it."""
     for name in ("variance_epsilon", "eps", "epsilon"):

@@ -276,7 +276,7 @@ def _converted(gguf: Path, name: str) -> Path:
     )
     config = quantised.config
     if hasattr(config, "quantization_config"):
-        del config.quantization_config
+        delattr(config, "quantization_config")
     plain = type(quantised)(config)
     plain.load_state_dict(quantised.state_dict())
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")

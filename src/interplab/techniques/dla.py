@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from interplab.core.model import Model
-from interplab.models.adapter import get_module, norm_eps
+from interplab.models.adapter import get_module, norm_eps, weight
 from interplab.provenance import Provenance, data_hash, write_json
 from interplab.stats import Summary, summarize
 
@@ -119,7 +119,7 @@ def _linearised_norm(model: Model, x: Tensor) -> tuple[Any, Tensor | None]:
     """Returns (f, bias): f maps a component to its share of the final norm's output."""
     norm = get_module(model.hf, model.adapter.final_norm)
     eps = norm_eps(norm)
-    w = norm.weight.float()
+    w = weight(norm).float()
     bias = getattr(norm, "bias", None)
     kind = model.adapter.norm
     if kind == "layer":
@@ -142,9 +142,9 @@ def _head_outputs(model: Model, z: Tensor, attn_out: Tensor, layer: int) -> tupl
         pre = per_head.sum(1) + bias
         s = torch.rsqrt(pre.pow(2).mean(-1, keepdim=True) + norm_eps(post))
         scale = (
-            (1.0 + post.weight.float())
+            (1.0 + weight(post).float())
             if model.adapter.norm == "rms_plus_one"
-            else post.weight.float()
+            else weight(post).float()
         )
         per_head = per_head * s.unsqueeze(1) * scale
         bias = bias * s * scale
@@ -199,7 +199,7 @@ def direct_logit_attribution(
         return run.cache[site][rows, pos].float()
 
     unembed = get_module(model.hf, model.adapter.unembed)
-    w_u = unembed.weight.float()
+    w_u = weight(unembed).float()
     direction = w_u[t_ids] - (w_u[b_ids] if b_ids is not None else 0.0)  # [n, d_model]
     labels = ["embed"]
     comps = [at("embed")]

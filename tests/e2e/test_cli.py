@@ -1,0 +1,90 @@
+"""The CLI as a user drives it: real processes, real model, exit codes, files written."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "interplab.cli"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "160"}
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
+    )
+
+
+def test_models_lists_the_embedded_model():
+    out = run("models")
+    assert out.returncode == 0, out.stderr
+    assert "smollm2-135m" in out.stdout
+    assert "Apache-2.0" in out.stdout
+
+
+def test_lens_prints_a_table_and_writes_json_and_a_figure(tmp_path):
+    out = run(
+        "lens",
+        "The Eiffel Tower is located in the city of",
+        "--target",
+        " Paris",
+        "--json",
+        str(tmp_path / "lens.json"),
+        "--plot",
+        str(tmp_path / "lens.png"),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "L29" in out.stdout and "' Paris'" in out.stdout
+    data = json.loads((tmp_path / "lens.json").read_text())
+    assert data["target"] == " Paris"
+    assert data["target_rank"][0][-1][-1] == 0
+    assert (tmp_path / "lens.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dla_attributes_the_ioi_prompt_toward_mary(tmp_path):
+    out = run(
+        "dla",
+        "When Mary and John went to the store, John gave a drink to",
+        "--target",
+        " Mary",
+        "--baseline",
+        " John",
+        "--json",
+        str(tmp_path / "dla.json"),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "sum of parts" in out.stdout
+    data = json.loads((tmp_path / "dla.json").read_text())
+    assert data["actual"][0] > 2
+    assert data["max_error"] < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["lens", "The capital of France is", "--target", " Eiffel"], "is 2 tokens"),
+        (["lens", "hello", "--model", "no-such-model"], "Embedded models"),
+        (["lens", ""], "empty"),
+        (["dla", "hi there", "--target", " Mary", "--baseline", " Mary"], "same token"),
+        (["lens", "hi", "--dtype", "float8"], "unknown dtype"),
+    ],
+)
+def test_user_errors_exit_2_with_one_clear_line(args, message):
+    out = run(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_demo_writes_a_self_contained_report(tmp_path):
+    out = run("demo", "--out", str(tmp_path / "demo"))
+    assert out.returncode == 0, out.stderr
+    html = (tmp_path / "demo" / "index.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2
+    assert "95% CI" in html and "n=32" in html
+    assert "Paris" in html and "indirect object" in html
+    for name in ("lens.json", "dla.json", "lens.png", "dla.png"):
+        assert (tmp_path / "demo" / name).stat().st_size > 1000
