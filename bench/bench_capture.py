@@ -33,8 +33,11 @@ IP_ROW = "interplab capture"
 
 def main() -> None:
     args = _parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     print(f"load before: {_load()}  (machine: {os.cpu_count()} cores)")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (default)")
+    threads = "default" if args.threads is None else "set by --threads"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads ({threads})")
 
     loaded = peers.load_model()
     print(f"model loaded via {loaded.source} in {loaded.seconds:.1f} s")
@@ -87,6 +90,12 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--pos", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads; default: leave torch's default (one per core)",
+    )
     return parser.parse_args()
 
 

@@ -1,0 +1,1 @@
+"""CLI command groups, one module per technique family; each exposes ``register(app)``."""
