@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from interplab.core.model import Model
 
 app = typer.Typer(
     add_completion=False,
@@ -31,11 +34,24 @@ JsonOpt = Annotated[
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help="write the figure (PNG) here")]
 
 
-def _load(model: str, device: str, dtype: str):
+def _load(model: str, device: str, dtype: str) -> Model:
     from interplab import load
 
     with err.status(f"loading {model}"):
         return load(model, device=device, dtype=dtype)
+
+
+def _check_space(m: Model, *tokens: str | None) -> None:
+    """Warns when a target lacks the leading space that a mid-sentence word has."""
+    for t in tokens:
+        if t and not t[0].isspace():
+            try:
+                m.token_id(" " + t)
+            except ValueError:
+                continue
+            err.print(
+                f"[yellow]note:[/] {t!r} has no leading space; mid-sentence words are usually ' {t}'"
+            )
 
 
 @app.command()
@@ -80,6 +96,7 @@ def lens(
     from interplab.viz.figures import save
 
     m = _load(model, device, dtype)
+    _check_space(m, target)
     result = logit_lens(m, prompt, target=target, k=k)
     for i, p in enumerate(result.prompts):
         table = Table(title=f"logit lens at the last token of: {p!r}")
@@ -126,6 +143,7 @@ def dla(
     from interplab.viz.figures import save
 
     m = _load(model, device, dtype)
+    _check_space(m, target, baseline)
     result = direct_logit_attribution(m, prompt, target=target, baseline=baseline)
     what = f"logit({target!r})" + (f" - logit({baseline!r})" if baseline else "")
     mean = result.contributions.mean(0)
