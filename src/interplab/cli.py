@@ -185,6 +185,16 @@ def _outputs(result, json_path: Path | None, plot: Path | None, save) -> None:
         console.print(f"wrote {save(result.figure(), plot)}")
 
 
+def _register_command_groups() -> None:
+    from interplab.commands import patching, probes, steering
+
+    for group in (patching, probes, steering):
+        group.register(app)
+
+
+_register_command_groups()
+
+
 def main() -> None:
     """Entry point: user errors print one clear line and exit 2, not a traceback."""
     from interplab.core.interventions import InterventionError

@@ -25,6 +25,13 @@ from interplab.data.assets import (
     polarity_sentences,
     wiki_articles,
 )
+from interplab.data.austen import (
+    AUSTEN_BOOKS,
+    AustenNotFoundError,
+    austen_corpus_path,
+    austen_novels,
+    austen_package_dir,
+)
 from interplab.data.cache import (
     atomic_write,
     atomic_write_text,
@@ -58,17 +65,23 @@ from interplab.data.pairs import (
     load_pairs,
     pairs_hash,
 )
+from interplab.data.sentiment_prompts import HAPPY_PROMPTS, NEUTRAL_PROMPTS, SAD_PROMPTS
 from interplab.data.wikitext import wikitext_to_paragraphs
 
 __all__ = [
     "ASSET_FILES",
+    "AUSTEN_BOOKS",
     "FACTUAL_TEMPLATES",
+    "HAPPY_PROMPTS",
     "IOI_NAMES",
     "IOI_TEMPLATES",
+    "NEUTRAL_PROMPTS",
+    "SAD_PROMPTS",
     "TRUTH_PHRASINGS",
     "AlignmentError",
     "AssetName",
     "AssetNotFoundError",
+    "AustenNotFoundError",
     "CapitalPair",
     "ContrastPair",
     "CorpusName",
@@ -85,6 +98,9 @@ __all__ = [
     "asset_path",
     "atomic_write",
     "atomic_write_text",
+    "austen_corpus_path",
+    "austen_novels",
+    "austen_package_dir",
     "cache_root",
     "capital_pairs",
     "check_aligned",

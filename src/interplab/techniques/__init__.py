@@ -1,6 +1,94 @@
 """Techniques: pure functions over a Model that return result objects (one file each)."""
 
+from interplab.techniques._grid import PatchingError
+from interplab.techniques.activations import Activations, gather_activations
+from interplab.techniques.attribution import (
+    AttributionResult,
+    Comparison,
+    attribution_patching,
+    compare_with_activation_patching,
+)
+from interplab.techniques.directions import (
+    AblationResult,
+    ProbeDirections,
+    ablate_direction,
+    ablation_interventions,
+    compare_ablation,
+    direction_components,
+    load_directions,
+    norm_matched_random_direction,
+    orthogonalized_model,
+)
 from interplab.techniques.dla import DLAResult, direct_logit_attribution
 from interplab.techniques.lens import LensResult, logit_lens
+from interplab.techniques.metrics import Metric, MetricError
+from interplab.techniques.patching import PatchingResult, activation_patching
+from interplab.techniques.probes import (
+    ProbeResult,
+    fit_probes,
+    linear_probe,
+    probe_activations,
+    probe_transfer,
+    stratified_folds,
+    subsample,
+    transfer_activations,
+)
+from interplab.techniques.steering import (
+    HAPPINESS,
+    Behaviour,
+    SteeringResult,
+    SteeringVector,
+    happiness_score,
+    happiness_vector,
+    steer,
+    steering_interventions,
+    steering_vector,
+)
+from interplab.techniques.top_examples import Samples, TopExamplesResult, top_examples
 
-__all__ = ["DLAResult", "LensResult", "direct_logit_attribution", "logit_lens"]
+__all__ = [
+    "HAPPINESS",
+    "AblationResult",
+    "Activations",
+    "AttributionResult",
+    "Behaviour",
+    "Comparison",
+    "DLAResult",
+    "LensResult",
+    "Metric",
+    "MetricError",
+    "PatchingError",
+    "PatchingResult",
+    "ProbeDirections",
+    "ProbeResult",
+    "Samples",
+    "SteeringResult",
+    "SteeringVector",
+    "TopExamplesResult",
+    "ablate_direction",
+    "ablation_interventions",
+    "activation_patching",
+    "attribution_patching",
+    "compare_ablation",
+    "compare_with_activation_patching",
+    "direct_logit_attribution",
+    "direction_components",
+    "fit_probes",
+    "gather_activations",
+    "happiness_score",
+    "happiness_vector",
+    "linear_probe",
+    "load_directions",
+    "logit_lens",
+    "norm_matched_random_direction",
+    "orthogonalized_model",
+    "probe_activations",
+    "probe_transfer",
+    "steer",
+    "steering_interventions",
+    "steering_vector",
+    "stratified_folds",
+    "subsample",
+    "top_examples",
+    "transfer_activations",
+]

@@ -1,0 +1,151 @@
+"""CLI commands ``patch`` and ``attribute``: thin shells over activation and attribution patching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def _pairs(model: Any, task: str, n: int, seed: int) -> Any:
+    from interplab.data import factual_pairs, induction_pairs, ioi_pairs, load_pairs
+
+    tok = model.tokenizer
+    if task == "ioi":
+        return ioi_pairs(tok, n=n, seed=seed)
+    if task == "factual":
+        dataset = factual_pairs(tok, seed=seed)
+        return dataset.subset(range(min(n, len(dataset))))
+    if task == "induction":
+        return induction_pairs(tok, n=n, seed=seed)
+    path = Path(task)
+    if not path.is_file():
+        raise typer.BadParameter(
+            f"--task is ioi, factual, induction or a pairs file; {task!r} is none"
+        )
+    return load_pairs(path)
+
+
+def _same_length(model: Any, dataset: Any, console: Console) -> Any:
+    """Keeps the largest group of pairs of one token length, so positions line up."""
+    lengths = [len(model.tokenize(p.clean).ids[0]) for p in dataset]
+    best = max(set(lengths), key=lengths.count)
+    keep = [i for i, length in enumerate(lengths) if length == best]
+    if len(keep) < len(lengths):
+        console.print(
+            f"[yellow]kept {len(keep)} of {len(lengths)} pairs with {best} tokens: positions must "
+            "mean the same token in every example[/]"
+        )
+    return dataset.subset(keep) if hasattr(dataset, "subset") else [dataset[i] for i in keep]
+
+
+def _table(result: Any, component: str, title: str, console: Console) -> None:
+    table = Table(title=title)
+    for col in ("cell", "mean effect", "95% CI", "p (Holm)", "survives"):
+        table.add_column(col, justify="right" if col != "cell" else "left")
+    for row in result.top_cells(component, 12):
+        table.add_row(
+            row["cell"],
+            f"{row['mean']:+.3f}",
+            f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]",
+            f"{row['p_adjusted']:.3g}",
+            "yes" if row["significant"] else "no",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the ``patch`` and ``attribute`` commands to ``app``."""
+
+    def run(
+        kind: str,
+        task: str,
+        n: int,
+        seed: int,
+        component: str,
+        direction: str,
+        json_path: Path | None,
+        plot: Path | None,
+        budget_mb: float,
+    ) -> None:
+        from interplab.core.model import load
+        from interplab.techniques.attribution import attribution_patching
+        from interplab.techniques.patching import activation_patching
+        from interplab.viz.figures import save
+
+        console = Console()
+        model = load()
+        pairs = _same_length(model, _pairs(model, task, n, seed), console)
+        if kind == "patch":
+            result = activation_patching(
+                model,
+                pairs,
+                components=(component,),
+                direction=direction,  # type: ignore[arg-type]
+                batch_budget_mb=budget_mb,
+                progress=True,
+            )
+        else:
+            result = attribution_patching(
+                model,
+                pairs,
+                components=(component,),
+                direction=direction,  # type: ignore[arg-type]
+            )
+        console.print(
+            f"clean {result.metric} {result.clean.mean():+.3f}, corrupt {result.corrupt.mean():+.3f} "
+            f"(n={result.n})"
+        )
+        _table(result, component, f"{kind}: strongest {component} cells ({direction})", console)
+        console.print(result.summary(component).describe())
+        if json_path is not None:
+            console.print(f"wrote {result.to_json(json_path)}")
+        if plot is not None:
+            console.print(f"wrote {save(result.figure(component), plot)}")
+
+    opts: dict[str, Any] = {}
+
+    @app.command("patch")
+    def patch(
+        task: str = typer.Option("ioi", help="ioi | factual | induction | a pairs CSV/JSONL file"),
+        n: int = typer.Option(16, help="number of pairs"),
+        seed: int = typer.Option(0),
+        component: str = typer.Option(
+            "resid_pre", help="resid_pre|resid_mid|resid_post|attn_out|mlp_out|attn.z"
+        ),
+        direction: str = typer.Option("denoise", help="denoise | noise"),
+        json: Annotated[
+            Path | None, typer.Option("--json", help="write the result as JSON")
+        ] = None,
+        plot: Annotated[
+            Path | None, typer.Option("--plot", help="write the heatmap as PNG")
+        ] = None,
+        budget_mb: float = typer.Option(512.0, "--budget-mb", help="memory budget per batch"),
+    ) -> None:
+        """Activation patching: the exact effect of every cell, with CIs and Holm correction."""
+        run("patch", task, n, seed, component, direction, json, plot, budget_mb, **opts)
+
+    @app.command("attribute")
+    def attribute(
+        task: str = typer.Option("ioi", help="ioi | factual | induction | a pairs CSV/JSONL file"),
+        n: int = typer.Option(16, help="number of pairs"),
+        seed: int = typer.Option(0),
+        component: str = typer.Option(
+            "resid_pre", help="resid_pre|resid_mid|resid_post|attn_out|mlp_out|attn.z"
+        ),
+        direction: str = typer.Option("denoise", help="denoise | noise"),
+        json: Annotated[
+            Path | None, typer.Option("--json", help="write the result as JSON")
+        ] = None,
+        plot: Annotated[
+            Path | None, typer.Option("--plot", help="write the heatmap as PNG")
+        ] = None,
+        budget_mb: float = typer.Option(
+            512.0, "--budget-mb", help="unused by attribution (one pass)"
+        ),
+    ) -> None:
+        """Attribution patching: gradient x activation difference, one forward and one backward."""
+        run("attribute", task, n, seed, component, direction, json, plot, budget_mb, **opts)

@@ -1,0 +1,186 @@
+"""CLI: ``probe`` (cross-validated linear probes with a control task) and ``ablate-direction``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="embedded name, HF folder, or .gguf file")
+]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps")]
+DtypeOpt = Annotated[str, typer.Option(help="float32, bfloat16, float16, float64")]
+JsonOpt = Annotated[
+    Path | None,
+    typer.Option("--json", help="write the full result (per-example values, provenance) here"),
+]
+
+
+def _load(model: str, device: str, dtype: str):
+    from interplab import load
+
+    with err.status(f"loading {model}"):
+        return load(model, device=device, dtype=dtype)
+
+
+def _dataset(name: str, seed: int):
+    from interplab.data import load_labelled, sentiment_dataset, truth_dataset
+
+    if name == "truth":
+        return truth_dataset(seed=seed)
+    if name == "sentiment":
+        return sentiment_dataset()
+    if not Path(name).is_file():
+        raise ValueError(
+            f"--dataset must be 'truth', 'sentiment' or a CSV/JSONL file; got {name!r}"
+        )
+    return load_labelled(name)
+
+
+def _position(text: str) -> str | int:
+    stripped = text.strip()
+    return int(stripped) if stripped.lstrip("-").isdigit() else text
+
+
+def probe(
+    dataset: Annotated[
+        str, typer.Option(help="truth, sentiment, or a CSV/JSONL file (text, label[, group])")
+    ] = "truth",
+    position: Annotated[
+        str, typer.Option(help="last, mean, an offset such as -2, or a token such as ' is'")
+    ] = "last",
+    kind: Annotated[str, typer.Option("--probe", help="logistic or diffmean")] = "logistic",
+    folds: Annotated[int, typer.Option(help="cross-validation folds (grouped when groups)")] = 5,
+    n: Annotated[
+        int, typer.Option("--n", help="subsample about n examples (whole groups); 0: all")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="seed for the data, folds, control and bootstrap")] = 0,
+    c: Annotated[float, typer.Option(help="inverse L2 strength of the logistic probe")] = 0.01,
+    save_directions: Annotated[
+        Path | None,
+        typer.Option(help="write the all-data probe directions here (.safetensors or .npz)"),
+    ] = None,
+    model: ModelOpt = "smollm2-135m",
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+    json_path: JsonOpt = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="write the figure (PNG)")] = None,
+) -> None:
+    """Linear probes at every layer: held-out accuracy with CIs, a shuffled-label control task,
+    and selectivity (accuracy minus control)."""
+    from interplab.techniques.probes import PROBE_KINDS, linear_probe, subsample
+    from interplab.viz.figures import save
+
+    if kind not in PROBE_KINDS:
+        raise ValueError(f"--probe must be one of {', '.join(PROBE_KINDS)}, not {kind!r}")
+    data = _dataset(dataset, seed)
+    if n:
+        data = subsample(data, n, seed=seed)
+    m = _load(model, device, dtype)
+    with err.status(f"probing {len(data)} examples at {m.dims.n_layers} layers"):
+        result = linear_probe(
+            m,
+            data,
+            probe=kind,  # type: ignore[arg-type]  (checked against PROBE_KINDS above)
+            position=_position(position),
+            folds=folds,
+            seed=seed,
+            c=c,
+        )
+    groups = f", {result.n_groups} groups" if result.n_groups else ""
+    table = Table(title=f"{kind} probe, {result.dataset} (n={result.n}{groups}), 95% CIs")
+    for col in ("layer", "accuracy", "AUROC", "control", "selectivity"):
+        table.add_column(col, justify="right")
+    for layer in result.layers:
+        a = result.at(layer)
+        table.add_row(
+            str(layer) + (" *" if layer == result.best_layer else ""),
+            f"{a['accuracy']:.3f} [{a['accuracy_low']:.3f}, {a['accuracy_high']:.3f}]",
+            f"{a['auroc']:.3f}",
+            f"{a['control']:.3f} [{a['control_low']:.3f}, {a['control_high']:.3f}]",
+            f"{a['selectivity']:+.3f} [{a['selectivity_low']:+.3f}, {a['selectivity_high']:+.3f}]",
+        )
+    console.print(table)
+    console.print(result.describe())
+    console.print(result.summary(seed=seed).describe())
+    if save_directions is not None:
+        console.print(f"wrote {result.save_directions(save_directions)}")
+    if json_path is not None:
+        console.print(f"wrote {result.to_json(json_path)}")
+    if plot is not None:
+        console.print(f"wrote {save(result.figure(), plot)}")
+
+
+def ablate_direction(
+    prompt: Annotated[list[str], typer.Argument(help="one or more prompts")],
+    direction: Annotated[
+        Path | None, typer.Option(help="probe directions saved by `probe --save-directions`")
+    ] = None,
+    layer: Annotated[int | None, typer.Option(help="which layer's direction to ablate")] = None,
+    random: Annotated[
+        bool, typer.Option("--random", help="ablate a seeded random direction instead")
+    ] = False,
+    k: Annotated[int, typer.Option(help="top-k next tokens to show")] = 5,
+    max_new_tokens: Annotated[int, typer.Option(help="greedy continuation length")] = 20,
+    seed: Annotated[int, typer.Option(help="seed of the random directions")] = 0,
+    model: ModelOpt = "smollm2-135m",
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+    json_path: JsonOpt = None,
+) -> None:
+    """Directional ablation (Arditi et al. 2024): remove one direction from every residual write
+    and compare next tokens and continuations with the baseline and a norm-matched random
+    direction."""
+    import torch
+
+    from interplab.techniques.directions import compare_ablation, load_directions
+
+    if random == (direction is not None):
+        raise ValueError("give either --direction PATH with --layer, or --random")
+    m = _load(model, device, dtype)
+    if direction is not None:
+        saved = load_directions(direction)
+        if layer is None:
+            raise ValueError(f"--direction needs --layer, one of {list(saved.layers)}")
+        vec = torch.as_tensor(saved.direction(layer))
+        label = f"{direction.name} layer {layer} ({saved.probe}, {saved.component})"
+    else:
+        g = torch.Generator().manual_seed(seed + 1)
+        vec = torch.randn(m.dims.d_model, generator=g, dtype=torch.float64)
+        label = f"random direction (seed {seed + 1})"
+    with err.status("running baseline, ablated and random-direction variants"):
+        result = compare_ablation(
+            m, prompt, vec, label=label, k=k, max_new_tokens=max_new_tokens, seed=seed
+        )
+    for i, p in enumerate(result.prompts):
+        table = Table(title=f"{p!r}: ablating {label}")
+        for col in ("variant", f"top-{k} next tokens", "greedy continuation", "KL vs baseline"):
+            table.add_column(col)
+        rows = (
+            ("baseline", result.baseline_top, result.baseline_text, "-"),
+            ("ablated", result.ablated_top, result.ablated_text, f"{result.kl[i]:.4f}"),
+            ("random dir", result.random_top, result.random_text, f"{result.random_kl[i]:.4f}"),
+        )
+        for name, top, text, kl in rows:
+            tokens = ", ".join(f"{t!r} {q:.2f}" for t, q in top[i])
+            table.add_row(name, tokens, repr(text[i]), kl)
+        console.print(table)
+    if result.n >= 2:
+        console.print("KL(ablated) - KL(random direction): " + result.summary().describe())
+    else:
+        console.print("one prompt: give two or more for a CI of the KL difference")
+    if json_path is not None:
+        console.print(f"wrote {result.to_json(json_path)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Adds ``probe`` and ``ablate-direction`` to ``app``."""
+    app.command("probe")(probe)
+    app.command("ablate-direction")(ablate_direction)

@@ -1,0 +1,327 @@
+"""The fast path of activation patching: every cell's exact effect, with the work that cannot
+change skipped.
+
+A cell patched at layer L and position p changes nothing below layer L and nothing before p
+(attention is causal). So, for each position group p:
+
+1. Run the unpatched (base) prompts once with ``use_cache=True``, keeping the residual stream
+   entering every layer and HF's own ``DynamicCache`` of keys and values (after rotary).
+2. Give every (example, cell) one row of a batch: its hidden state is the base residual entering
+   the cell's layer at positions p..T-1, the *suffix*; ``resid_pre``/``resid_post`` are written
+   into it directly, the other components by an `Apply` intervention on that layer's forward.
+   Rows join the batch at their own layer, so a row patched at layer 20 never runs layers 0-19.
+3. Run HF's decoder-layer modules (never a re-implementation) on the suffix only, with a fresh
+   ``DynamicCache`` holding the base run's keys and values of positions < p for each row's
+   example, HF's rotary embeddings for positions p..T-1 and HF's causal mask for that offset.
+4. Apply the final norm at the answer position only, and the unembedding only for the rows the
+   metric reads (two for a logit difference).
+5. A cell whose patched value equals the base value bit for bit (a token both prompts share, at
+   layer 0) changes nothing: its metric is the base metric, and it gets no row.
+
+Rows are packed by position group, sorted by the layer they join, and chunked under a memory
+budget. Only the Llama family (rotary, one attention type, no logit soft-capping, unpadded
+prompts) takes this path; `unsupported` says why another model does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from interplab.core.interventions import Apply
+from interplab.core.model import Model
+from interplab.models.adapter import get_module
+from interplab.sites import Site
+from interplab.techniques._grid import TokenPairs, grid_shape
+from interplab.techniques.metrics import Metric, Targets
+
+_DIRECT = ("resid_pre", "resid_post")  # written into the hidden state; the rest via Apply
+
+
+def unsupported(model: Model, pairs: TokenPairs) -> str | None:
+    """Returns why the fast path cannot run on this model and these inputs (None: it can)."""
+    cfg = model.hf.config
+    if model.adapter.family not in ("llama", "qwen3"):
+        return f"the fast path supports the Llama family, not {model.adapter.family}"
+    if any(t != "full_attention" for t in getattr(cfg, "layer_types", None) or ()):
+        return "the model mixes attention types (sliding windows)"
+    if getattr(cfg, "final_logit_softcapping", None):
+        return "the model soft-caps its logits"
+    if pairs.mask is not None and bool((pairs.mask == 0).any()):
+        return "prompts differ in length (padding)"
+    return None
+
+
+@dataclass(frozen=True)
+class _Base:
+    bounds: list[Tensor]  # residual entering layer i, i = 0..N (N: the final residual) [n, T, d]
+    keys: list[Tensor]  # [n, kv_heads, T, d_head] per layer
+    values: list[Tensor]
+    acts: dict[Site, Tensor]
+    metric: Tensor  # [n]
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One row per (example, cell) to compute, sorted by the layer the row joins at."""
+
+    join: Tensor
+    layer: Tensor
+    head: Tensor  # -1 without heads
+    example: Tensor
+    comp: Tensor  # index into the component tuple
+    flat: Tensor  # flat index into that component's grid
+
+    def take(self, sel: Tensor | slice) -> _Rows:
+        return _Rows(*(getattr(self, f)[sel] for f in _Rows.__dataclass_fields__))
+
+    def __len__(self) -> int:
+        return int(self.join.shape[0])
+
+
+def sweep(
+    model: Model,
+    base_ids: Tensor,
+    sources: dict[Site, Tensor],
+    comps: Sequence[str],
+    per: str,
+    metric: Metric,
+    targets: Targets,
+    *,
+    budget_mb: float,
+    progress: bool,
+) -> dict[str, Tensor]:
+    """Returns the patched metric ``[n, layer, (head), (pos)]`` of every cell of each component."""
+    from interplab.techniques.patching import progress_bar
+
+    d = model.dims
+    n, length = base_ids.shape
+    base = _base_run(model, base_ids, list(sources), metric, targets)
+    grids = {
+        c: base.metric.view((n,) + (1,) * (len(grid_shape(c, per, n, d, length)) - 1))
+        .expand(grid_shape(c, per, n, d, length))
+        .clone()
+        for c in comps
+    }
+    groups = list(range(length)) if per == "position" else [None]
+    work = [(p, _rows(model, base, sources, comps, per, p, n, length)) for p in groups]
+    total = sum(len(r) for _, r in work)
+    with progress_bar(total, "patching (fast)", progress) as advance:
+        for p, rows in work:
+            start = 0 if p is None else p
+            limit = _max_rows(model, length - start, length, budget_mb)
+            for lo in range(0, len(rows), limit):
+                chunk = rows.take(slice(lo, lo + limit))
+                out = _run_chunk(model, base, sources, comps, chunk, p, length, metric, targets)
+                for ci, c in enumerate(comps):
+                    sel = chunk.comp == ci
+                    grids[c].view(n, -1)[chunk.example[sel], chunk.flat[sel]] = out[sel]
+                advance(len(chunk))  # type: ignore[operator]
+    return grids
+
+
+def _base_run(
+    model: Model, ids: Tensor, sites: list[Site], metric: Metric, targets: Targets
+) -> _Base:
+    n_layers = model.dims.n_layers
+    resid = [Site(i, "resid_pre") for i in range(n_layers)] + [Site(n_layers - 1, "resid_post")]
+    with model.capture(list(dict.fromkeys([*resid, *sites]))) as cache:
+        out = model.hf(input_ids=ids, use_cache=True)
+    kv = out.past_key_values
+    return _Base(
+        bounds=[cache[s] for s in resid],
+        keys=[kv.layers[i].keys for i in range(n_layers)],
+        values=[kv.layers[i].values for i in range(n_layers)],
+        acts={s: cache[s] for s in sites},
+        metric=metric(out.logits[:, -1], targets),
+    )
+
+
+def _rows(
+    model: Model,
+    base: _Base,
+    sources: dict[Site, Tensor],
+    comps: Sequence[str],
+    per: str,
+    p: int | None,
+    n: int,
+    length: int,
+) -> _Rows:
+    """Returns the rows of position group ``p`` (None: every position at once), no-ops dropped."""
+    d = model.dims
+    parts: list[tuple[int, int, Tensor, Tensor, Tensor]] = []  # (join, comp, layer, head, ex)
+    for ci, c in enumerate(comps):
+        for layer in range(d.n_layers):
+            site = Site(layer, c)  # type: ignore[arg-type]
+            src, act = sources[site], base.acts[site]
+            if p is not None:
+                src, act = src[:, p : p + 1], act[:, p : p + 1]
+            differs = (src != act).any(-1).any(1)  # [n] or, per head, [n, H]
+            if c != "attn.z":
+                differs = differs[:, None]
+            ex, head = differs.nonzero(as_tuple=True)
+            if c != "attn.z":
+                head = torch.full_like(head, -1)
+            join = layer + 1 if c == "resid_post" else layer
+            parts.append((join, ci, torch.full_like(ex, layer), head, ex))
+    join = torch.cat([torch.full_like(ex, j) for j, _, _, _, ex in parts])
+    comp = torch.cat([torch.full_like(ex, ci) for _, ci, _, _, ex in parts])
+    layer = torch.cat([lay for _, _, lay, _, _ in parts])
+    head = torch.cat([h for _, _, _, h, _ in parts])
+    ex = torch.cat([e for _, _, _, _, e in parts])
+    # Flat index of each row's cell inside its component's grid (without the example axis).
+    heads = torch.where(head < 0, 0, head)
+    n_heads = torch.tensor([d.n_heads if c == "attn.z" else 1 for c in comps])[comp]
+    flat = layer * n_heads + heads
+    if per == "position":
+        flat = flat * length + (p or 0)
+    order = torch.argsort(join, stable=True)
+    return _Rows(join, layer, head, ex, comp, flat).take(order)
+
+
+def _max_rows(model: Model, q: int, length: int, budget_mb: float) -> int:
+    """Returns how many rows fit the budget: activations of a layer, the copied KV, attention."""
+    d = model.dims
+    per_row = 4 * (
+        q * (8 * d.d_model + 4 * d.d_mlp + 3 * d.n_heads * length)
+        + 4 * d.n_kv_heads * length * d.d_head
+    )
+    return max(1, int(budget_mb * 2**20 // per_row))
+
+
+def _run_chunk(
+    model: Model,
+    base: _Base,
+    sources: dict[Site, Tensor],
+    comps: Sequence[str],
+    rows: _Rows,
+    p: int | None,
+    length: int,
+    metric: Metric,
+    targets: Targets,
+) -> Tensor:
+    """Returns the patched metric of each row (rows sorted by the layer they join)."""
+    from transformers.cache_utils import DynamicCache
+    from transformers.masking_utils import create_causal_mask
+
+    hf: Any = model.hf
+    cfg: Any = hf.config
+    n_layers = model.dims.n_layers
+    start = 0 if p is None else p
+    q = length - start
+    layers = get_module(hf, model.adapter.layers)
+    probe = base.bounds[0][:1, start:]
+    position_ids = torch.arange(start, length, device=probe.device)[None]
+    position_embeddings = hf.model.rotary_emb(probe, position_ids)
+    prefix = None
+    if start > 0:
+        prefix = DynamicCache(config=cfg)
+        prefix.update(base.keys[0][:1, :, :start], base.values[0][:1, :, :start], 0)
+    mask = create_causal_mask(
+        config=cfg,
+        inputs_embeds=probe,
+        attention_mask=None,
+        past_key_values=prefix,
+        position_ids=position_ids,
+    )
+    hidden = probe.new_empty((0, q, probe.shape[-1]))
+    examples = rows.example.new_empty(0)
+    for i in range(int(rows.join.min()), n_layers + 1):
+        joining = (rows.join == i).nonzero().flatten()
+        if len(joining):
+            new = rows.take(joining)
+            h = base.bounds[i][new.example, start:].clone()
+            for ci, c in enumerate(comps):
+                if c not in _DIRECT:
+                    continue
+                sel = (new.comp == ci).nonzero().flatten()
+                for lay in new.layer[sel].unique().tolist():
+                    r = sel[new.layer[sel] == lay]
+                    src = sources[Site(lay, c)]  # type: ignore[arg-type]
+                    if p is None:
+                        h[r] = src[new.example[r]]
+                    else:
+                        h[r, 0] = src[new.example[r], p]
+            offset = hidden.shape[0]
+            hidden = torch.cat([hidden, h])
+            examples = torch.cat([examples, new.example])
+            interventions = _applies(comps, new, offset, i, sources, p)
+        else:
+            interventions = []
+        if i == n_layers:
+            break
+        cache = None
+        if start > 0:
+            cache = DynamicCache(config=cfg)
+            cache.update(base.keys[i][examples, :, :start], base.values[i][examples, :, :start], i)
+        with model.intervene(interventions) if interventions else contextlib.nullcontext():
+            hidden = layers[i](  # type: ignore[index]
+                hidden,
+                attention_mask=mask,
+                position_ids=position_ids,
+                past_key_values=cache,
+                position_embeddings=position_embeddings,
+            )
+    final = get_module(hf, model.adapter.final_norm)(hidden[:, -1])
+    unembed = get_module(hf, model.adapter.unembed)
+    if metric.needs_full_logits:
+        return metric(unembed(final), targets, examples)
+    cols = metric.columns(targets, examples)
+    w = unembed.weight[cols]  # type: ignore[index]
+    logits = torch.einsum("rd,rkd->rk", final, w)
+    bias = getattr(unembed, "bias", None)
+    if bias is not None:
+        logits = logits + bias[cols]
+    return metric.from_columns(logits.float())
+
+
+def _applies(
+    comps: Sequence[str],
+    new: _Rows,
+    offset: int,
+    layer: int,
+    sources: dict[Site, Tensor],
+    p: int | None,
+) -> list[Apply]:
+    """Returns one Apply per hooked component that writes the joining rows' source values."""
+    out = []
+    for ci, c in enumerate(comps):
+        if c in _DIRECT:
+            continue
+        sel = ((new.comp == ci) & (new.layer == layer)).nonzero().flatten()
+        if not len(sel):
+            continue
+        src = sources[Site(layer, c)]  # type: ignore[arg-type]
+        src = src if p is None else src[:, p : p + 1]
+        batch_rows = sel + offset
+        ex = new.example[sel]
+        if c == "attn.z":
+            head = new.head[sel]
+            vals = src[ex, :, head]  # [m, pos, d_head]
+
+            def fn_heads(
+                t: Tensor, r: Tensor = batch_rows, h: Tensor = head, v: Tensor = vals
+            ) -> Tensor:
+                t = t.clone()
+                t[r, :, h] = v
+                return t
+
+            fn = fn_heads
+
+        else:
+            vals = src[ex]
+
+            def fn_rows(t: Tensor, r: Tensor = batch_rows, v: Tensor = vals) -> Tensor:
+                t = t.clone()
+                t[r] = v
+                return t
+
+            fn = fn_rows
+
+        out.append(Apply(Site(layer, c), fn, positions=None if p is None else [0]))  # type: ignore[arg-type]
+    return out
