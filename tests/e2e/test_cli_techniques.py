@@ -1,0 +1,96 @@
+"""The technique commands of the README, driven as a user would, on small inputs."""
+
+import json
+
+from test_cli import run
+
+
+def test_patch_and_attribute_write_per_example_json(tmp_path):
+    out = run(
+        "patch",
+        "--task",
+        "ioi",
+        "--n",
+        "4",
+        "--component",
+        "resid_pre",
+        "--json",
+        str(tmp_path / "p.json"),
+        "--plot",
+        str(tmp_path / "p.png"),
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert data["provenance"]["model"]["name"] == "smollm2-135m"
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    out = run("attribute", "--task", "ioi", "--n", "4", "--json", str(tmp_path / "a.json"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "a.json").stat().st_size > 1000
+
+
+def test_probe_saves_directions_that_ablate_direction_reads(tmp_path):
+    out = run(
+        "probe",
+        "--dataset",
+        "truth",
+        "--n",
+        "80",
+        "--folds",
+        "3",
+        "--save-directions",
+        str(tmp_path / "d.safetensors"),
+        "--json",
+        str(tmp_path / "probe.json"),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "selectivity" in out.stdout
+    out = run(
+        "ablate-direction",
+        "The capital of France is",
+        "--direction",
+        str(tmp_path / "d.safetensors"),
+        "--layer",
+        "12",
+        "--max-new-tokens",
+        "4",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "random" in out.stdout
+
+
+def test_steer_and_top_examples_run_end_to_end(tmp_path):
+    out = run(
+        "steer",
+        "--coefficients",
+        "0,4",
+        "--prompt",
+        "Today I",
+        "--n-random",
+        "1",
+        "--max-new-tokens",
+        "6",
+        "--json",
+        str(tmp_path / "s.json"),
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["coefficients"] == [0.0, 4.0]
+    out = run(
+        "top-examples",
+        "--site",
+        "L3.mlp.post",
+        "--neurons",
+        "0,5",
+        "--corpus",
+        "lee",
+        "--max-tokens",
+        "2048",
+        "--k",
+        "3",
+        "--html",
+        str(tmp_path / "top.html"),
+    )
+    assert out.returncode == 0, out.stderr
+    assert (
+        "<mark" in (tmp_path / "top.html").read_text()
+        or "background" in (tmp_path / "top.html").read_text()
+    )
