@@ -8,8 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from interplab.commands._options import (
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    PlotOpt,
+    console,
+    err,
+    load_model,
+)
 
 if TYPE_CHECKING:
     from interplab.core.model import Model
@@ -19,26 +29,6 @@ app = typer.Typer(
     no_args_is_help=True,
     help="interplab: look inside open language models, test causal hypotheses, defend the results.",
 )
-console = Console()
-err = Console(stderr=True)
-
-ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="embedded name, HF folder, or .gguf file")
-]
-DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps")]
-DtypeOpt = Annotated[str, typer.Option(help="float32, bfloat16, float16, float64")]
-JsonOpt = Annotated[
-    Path | None,
-    typer.Option("--json", help="write the full result (per-example values, provenance) here"),
-]
-PlotOpt = Annotated[Path | None, typer.Option("--plot", help="write the figure (PNG) here")]
-
-
-def _load(model: str, device: str, dtype: str) -> Model:
-    from interplab import load
-
-    with err.status(f"loading {model}"):
-        return load(model, device=device, dtype=dtype)
 
 
 def _check_space(m: Model, *tokens: str | None) -> None:
@@ -95,7 +85,7 @@ def lens(
     from interplab.techniques import logit_lens
     from interplab.viz.figures import save
 
-    m = _load(model, device, dtype)
+    m = load_model(model, device, dtype)
     _check_space(m, target)
     result = logit_lens(m, prompt, target=target, k=k)
     for i, p in enumerate(result.prompts):
@@ -142,7 +132,7 @@ def dla(
     from interplab.techniques import direct_logit_attribution
     from interplab.viz.figures import save
 
-    m = _load(model, device, dtype)
+    m = load_model(model, device, dtype)
     _check_space(m, target, baseline)
     result = direct_logit_attribution(m, prompt, target=target, baseline=baseline)
     what = f"logit({target!r})" + (f" - logit({baseline!r})" if baseline else "")

@@ -14,13 +14,16 @@ def _pairs(model: Any, task: str, n: int, seed: int) -> Any:
     from interplab.data import factual_pairs, induction_pairs, ioi_pairs, load_pairs
 
     tok = model.tokenizer
+    # Generated tasks mix templates of different token lengths; draw a larger pool so that n
+    # pairs of one length (one template shape) remain after `_same_length`.
+    pool = max(10 * n, 100)
     if task == "ioi":
-        return ioi_pairs(tok, n=n, seed=seed)
+        return ioi_pairs(tok, n=pool, seed=seed)
     if task == "factual":
         dataset = factual_pairs(tok, seed=seed)
         return dataset.subset(range(min(n, len(dataset))))
     if task == "induction":
-        return induction_pairs(tok, n=n, seed=seed)
+        return induction_pairs(tok, n=pool, seed=seed)
     path = Path(task)
     if not path.is_file():
         raise typer.BadParameter(
@@ -29,15 +32,18 @@ def _pairs(model: Any, task: str, n: int, seed: int) -> Any:
     return load_pairs(path)
 
 
-def _same_length(model: Any, dataset: Any, console: Console) -> Any:
-    """Keeps the largest group of pairs of one token length, so positions line up."""
+def _same_length(model: Any, dataset: Any, console: Console, n: int) -> Any:
+    """Keeps up to ``n`` pairs of the most common token length, so positions line up."""
     lengths = [len(model.tokenize(p.clean).ids[0]) for p in dataset]
     best = max(set(lengths), key=lengths.count)
-    keep = [i for i, length in enumerate(lengths) if length == best]
-    if len(keep) < len(lengths):
-        console.print(
-            f"[yellow]kept {len(keep)} of {len(lengths)} pairs with {best} tokens: positions must "
-            "mean the same token in every example[/]"
+    keep = [i for i, length in enumerate(lengths) if length == best][:n]
+    console.print(
+        f"[yellow]using {len(keep)} pairs of {best} tokens (of {len(lengths)} drawn): positions "
+        "must mean the same token in every example[/]"
+    )
+    if len(keep) < 2:
+        raise typer.BadParameter(
+            f"only {len(keep)} pair has {best} tokens; statistics need at least 2: raise --n"
         )
     return dataset.subset(keep) if hasattr(dataset, "subset") else [dataset[i] for i in keep]
 
@@ -78,7 +84,7 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         model = load()
-        pairs = _same_length(model, _pairs(model, task, n, seed), console)
+        pairs = _same_length(model, _pairs(model, task, n, seed), console, n)
         if kind == "patch":
             result = activation_patching(
                 model,

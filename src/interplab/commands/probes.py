@@ -6,28 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
-
-ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="embedded name, HF folder, or .gguf file")
-]
-DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps")]
-DtypeOpt = Annotated[str, typer.Option(help="float32, bfloat16, float16, float64")]
-JsonOpt = Annotated[
-    Path | None,
-    typer.Option("--json", help="write the full result (per-example values, provenance) here"),
-]
-
-
-def _load(model: str, device: str, dtype: str):
-    from interplab import load
-
-    with err.status(f"loading {model}"):
-        return load(model, device=device, dtype=dtype)
+from interplab.commands._options import (
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    console,
+    err,
+    load_model,
+)
 
 
 def _dataset(name: str, seed: int):
@@ -83,7 +72,7 @@ def probe(
     data = _dataset(dataset, seed)
     if n:
         data = subsample(data, n, seed=seed)
-    m = _load(model, device, dtype)
+    m = load_model(model, device, dtype)
     with err.status(f"probing {len(data)} examples at {m.dims.n_layers} layers"):
         result = linear_probe(
             m,
@@ -144,7 +133,7 @@ def ablate_direction(
 
     if random == (direction is not None):
         raise ValueError("give either --direction PATH with --layer, or --random")
-    m = _load(model, device, dtype)
+    m = load_model(model, device, dtype)
     if direction is not None:
         saved = load_directions(direction)
         if layer is None:
