@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interplab.commands._options import JsonOpt, PlotOpt
+
 
 def _pairs(model: Any, task: str, n: int, seed: int) -> Any:
     from interplab.data import factual_pairs, induction_pairs, ioi_pairs, load_pairs
@@ -63,6 +65,15 @@ def _table(result: Any, component: str, title: str, console: Console) -> None:
     console.print(table)
 
 
+TaskOpt = Annotated[str, typer.Option(help="ioi | factual | induction | a pairs CSV/JSONL file")]
+NOpt = Annotated[int, typer.Option(help="number of pairs")]
+SeedOpt = Annotated[int, typer.Option(help="seed of the generated pairs")]
+ComponentOpt = Annotated[
+    str, typer.Option(help="resid_pre|resid_mid|resid_post|attn_out|mlp_out|attn.z")
+]
+DirectionOpt = Annotated[str, typer.Option(help="denoise | noise")]
+
+
 def register(app: typer.Typer) -> None:
     """Adds the ``patch`` and ``attribute`` commands to ``app``."""
 
@@ -112,46 +123,31 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             console.print(f"wrote {save(result.figure(component), plot)}")
 
-    opts: dict[str, Any] = {}
-
     @app.command("patch")
     def patch(
-        task: str = typer.Option("ioi", help="ioi | factual | induction | a pairs CSV/JSONL file"),
-        n: int = typer.Option(16, help="number of pairs"),
-        seed: int = typer.Option(0),
-        component: str = typer.Option(
-            "resid_pre", help="resid_pre|resid_mid|resid_post|attn_out|mlp_out|attn.z"
-        ),
-        direction: str = typer.Option("denoise", help="denoise | noise"),
-        json: Annotated[
-            Path | None, typer.Option("--json", help="write the result as JSON")
-        ] = None,
-        plot: Annotated[
-            Path | None, typer.Option("--plot", help="write the heatmap as PNG")
-        ] = None,
-        budget_mb: float = typer.Option(512.0, "--budget-mb", help="memory budget per batch"),
+        task: TaskOpt = "ioi",
+        n: NOpt = 16,
+        seed: SeedOpt = 0,
+        component: ComponentOpt = "resid_pre",
+        direction: DirectionOpt = "denoise",
+        json: JsonOpt = None,
+        plot: PlotOpt = None,
+        budget_mb: Annotated[
+            float, typer.Option("--budget-mb", help="memory budget per batch")
+        ] = 512.0,
     ) -> None:
         """Activation patching: the exact effect of every cell, with CIs and Holm correction."""
-        run("patch", task, n, seed, component, direction, json, plot, budget_mb, **opts)
+        run("patch", task, n, seed, component, direction, json, plot, budget_mb)
 
     @app.command("attribute")
     def attribute(
-        task: str = typer.Option("ioi", help="ioi | factual | induction | a pairs CSV/JSONL file"),
-        n: int = typer.Option(16, help="number of pairs"),
-        seed: int = typer.Option(0),
-        component: str = typer.Option(
-            "resid_pre", help="resid_pre|resid_mid|resid_post|attn_out|mlp_out|attn.z"
-        ),
-        direction: str = typer.Option("denoise", help="denoise | noise"),
-        json: Annotated[
-            Path | None, typer.Option("--json", help="write the result as JSON")
-        ] = None,
-        plot: Annotated[
-            Path | None, typer.Option("--plot", help="write the heatmap as PNG")
-        ] = None,
-        budget_mb: float = typer.Option(
-            512.0, "--budget-mb", help="unused by attribution (one pass)"
-        ),
+        task: TaskOpt = "ioi",
+        n: NOpt = 16,
+        seed: SeedOpt = 0,
+        component: ComponentOpt = "resid_pre",
+        direction: DirectionOpt = "denoise",
+        json: JsonOpt = None,
+        plot: PlotOpt = None,
     ) -> None:
         """Attribution patching: gradient x activation difference, one forward and one backward."""
-        run("attribute", task, n, seed, component, direction, json, plot, budget_mb, **opts)
+        run("attribute", task, n, seed, component, direction, json, plot, 0.0)
