@@ -81,16 +81,21 @@ def jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def write_json(path: str | Path, payload: Any) -> Path:
-    """Writes JSON atomically (temp file + rename), so an interrupt never leaves half a file."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Writes text atomically (temp file + rename), so an interrupt never leaves half a file."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(jsonable(payload), f, indent=1)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    """Writes JSON atomically (temp file + rename), so an interrupt never leaves half a file."""
+    return write_text(path, json.dumps(jsonable(payload), indent=1))

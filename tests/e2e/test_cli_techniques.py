@@ -1,8 +1,12 @@
 """The technique commands of the README, driven as a user would, on small inputs."""
 
 import json
+import os
+import signal
+import subprocess
+import time
 
-from test_cli import run
+from test_cli import CLI, run
 
 
 def test_patch_and_attribute_write_per_example_json(tmp_path):
@@ -22,7 +26,12 @@ def test_patch_and_attribute_write_per_example_json(tmp_path):
     assert out.returncode == 0, out.stderr
     data = json.loads((tmp_path / "p.json").read_text())
     assert data["provenance"]["model"]["name"] == "smollm2-135m"
+    assert data["control"]["provenance"]["config"]["control"] is False  # the control's own run
+    assert "resid_pre" in data["control_comparison"]
+    assert "control prompts (n=4" in out.stdout and "most affected" in out.stdout
     assert (tmp_path / "p.png").stat().st_size > 1000
+    page = (tmp_path / "p.html").read_text()
+    assert page.count("<h2>") == 2  # the task grid and the control grid, interactive
     out = run("attribute", "--task", "ioi", "--n", "4", "--json", str(tmp_path / "a.json"))
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "a.json").stat().st_size > 1000
@@ -94,3 +103,38 @@ def test_steer_and_top_examples_run_end_to_end(tmp_path):
         "<mark" in (tmp_path / "top.html").read_text()
         or "background" in (tmp_path / "top.html").read_text()
     )
+
+
+def test_patch_ablations_side_by_side(tmp_path):
+    out = run(
+        "patch", "--n", "4", "--component", "mlp_out", "--ablations", "zero,mean",
+        "--json", str(tmp_path / "abl.json"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "zero ablation" in out.stdout and "Spearman" in out.stdout
+    data = json.loads((tmp_path / "abl.json").read_text())
+    assert set(data["results"]) == {"zero", "mean"}
+
+
+def test_ctrl_c_during_a_sweep_keeps_the_previous_result_file(tmp_path):
+    target = tmp_path / "p.json"
+    target.write_text('{"previous": true}')
+    env = {**os.environ, "COLUMNS": "160"}
+    proc = subprocess.Popen(
+        [*CLI, "patch", "--n", "8", "--json", str(target)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the sweep starts once the pairs are chosen
+        if "using" in line:
+            break
+    time.sleep(3)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert json.loads(target.read_text()) == {"previous": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]  # no temp file left behind

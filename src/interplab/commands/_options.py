@@ -23,7 +23,10 @@ JsonOpt = Annotated[
     Path | None,
     typer.Option("--json", help="write the full result (per-example values, provenance) here"),
 ]
-PlotOpt = Annotated[Path | None, typer.Option("--plot", help="write the figure (PNG) here")]
+PlotOpt = Annotated[
+    Path | None,
+    typer.Option("--plot", help="write the figure here (PNG, and an interactive .html beside it)"),
+]
 
 
 def load_model(model: str, device: str = "cpu", dtype: str = "float32") -> Model:

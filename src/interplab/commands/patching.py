@@ -74,54 +74,43 @@ ComponentOpt = Annotated[
 DirectionOpt = Annotated[str, typer.Option(help="denoise | noise")]
 
 
+def _examples(result: Any, component: str, console: Console) -> None:
+    table = Table(title="most affected prompts beside random and quantile-bin ones (one cell)")
+    for col in ("kind", "effect", "clean prompt"):
+        table.add_column(col, justify="right" if col == "effect" else "left")
+    rows = result.examples(component)
+    for row in rows:
+        table.add_row(row["kind"], f"{row['effect']:+.3f}", row["clean"][:70])
+    console.print(f"cell {rows[0]['cell']}:")
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Adds the ``patch`` and ``attribute`` commands to ``app``."""
 
-    def run(
+    def report(
+        result: Any,
         kind: str,
-        task: str,
-        n: int,
-        seed: int,
         component: str,
         direction: str,
         json_path: Path | None,
         plot: Path | None,
-        budget_mb: float,
+        console: Console,
     ) -> None:
-        from interplab.core.model import load
-        from interplab.techniques.attribution import attribution_patching
-        from interplab.techniques.patching import activation_patching
-        from interplab.viz.figures import save
-
-        console = Console()
-        model = load()
-        pairs = _same_length(model, _pairs(model, task, n, seed), console, n)
-        if kind == "patch":
-            result = activation_patching(
-                model,
-                pairs,
-                components=(component,),
-                direction=direction,  # type: ignore[arg-type]
-                batch_budget_mb=budget_mb,
-                progress=True,
-            )
-        else:
-            result = attribution_patching(
-                model,
-                pairs,
-                components=(component,),
-                direction=direction,  # type: ignore[arg-type]
-            )
         console.print(
             f"clean {result.metric} {result.clean.mean():+.3f}, corrupt {result.corrupt.mean():+.3f} "
             f"(n={result.n})"
         )
         _table(result, component, f"{kind}: strongest {component} cells ({direction})", console)
         console.print(result.summary(component).describe())
+        if getattr(result, "control", None) is not None:
+            console.print(result.control_comparison(component).describe())
+        _examples(result, component, console)
         if json_path is not None:
             console.print(f"wrote {result.to_json(json_path)}")
         if plot is not None:
-            console.print(f"wrote {save(result.figure(component), plot)}")
+            for written in result.save_plot(plot, component):
+                console.print(f"wrote {written}")
 
     @app.command("patch")
     def patch(
@@ -130,14 +119,58 @@ def register(app: typer.Typer) -> None:
         seed: SeedOpt = 0,
         component: ComponentOpt = "resid_pre",
         direction: DirectionOpt = "denoise",
+        control: Annotated[
+            bool, typer.Option(help="also run the sweep on unrelated control prompts")
+        ] = True,
+        ablations: Annotated[
+            str | None,
+            typer.Option(
+                help="compare ablation methods side by side instead, e.g. zero,mean,resample "
+                "(noising the clean run)"
+            ),
+        ] = None,
         json: JsonOpt = None,
         plot: PlotOpt = None,
         budget_mb: Annotated[
             float, typer.Option("--budget-mb", help="memory budget per batch")
         ] = 512.0,
     ) -> None:
-        """Activation patching: the exact effect of every cell, with CIs and Holm correction."""
-        run("patch", task, n, seed, component, direction, json, plot, budget_mb)
+        """Activation patching: the exact effect of every cell, with CIs, Holm correction and a
+        control sweep on unrelated prompts."""
+        from interplab.core.model import load
+        from interplab.techniques.controls import compare_ablations
+        from interplab.techniques.patching import activation_patching
+
+        console = Console()
+        model = load()
+        pairs = _same_length(model, _pairs(model, task, n, seed), console, n)
+        if ablations is not None:
+            comparison = compare_ablations(
+                model,
+                pairs,
+                components=(component,),
+                methods=[m.strip() for m in ablations.split(",") if m.strip()],
+                batch_budget_mb=budget_mb,
+            )
+            for method, r in comparison.results.items():
+                _table(r, component, f"{method} ablation: strongest {component} cells", console)
+            console.print(comparison.describe())
+            if json is not None:
+                console.print(f"wrote {comparison.to_json(json)}")
+            if plot is not None:
+                for written in comparison.save_plot(plot, component):
+                    console.print(f"wrote {written}")
+            return
+        result = activation_patching(
+            model,
+            pairs,
+            components=(component,),
+            direction=direction,  # type: ignore[arg-type]
+            batch_budget_mb=budget_mb,
+            progress=True,
+            control=control,
+        )
+        report(result, "patch", component, direction, json, plot, console)
 
     @app.command("attribute")
     def attribute(
@@ -150,4 +183,16 @@ def register(app: typer.Typer) -> None:
         plot: PlotOpt = None,
     ) -> None:
         """Attribution patching: gradient x activation difference, one forward and one backward."""
-        run("attribute", task, n, seed, component, direction, json, plot, 0.0)
+        from interplab.core.model import load
+        from interplab.techniques.attribution import attribution_patching
+
+        console = Console()
+        model = load()
+        pairs = _same_length(model, _pairs(model, task, n, seed), console, n)
+        result = attribution_patching(
+            model,
+            pairs,
+            components=(component,),
+            direction=direction,  # type: ignore[arg-type]
+        )
+        report(result, "attribute", component, direction, json, plot, console)

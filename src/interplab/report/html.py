@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interplab.provenance import jsonable
+from interplab.provenance import jsonable, write_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -84,12 +84,7 @@ class Report:
 
     def write(self, path: str | Path) -> Path:
         """Writes the HTML atomically and returns its path."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(self.render(), encoding="utf-8")
-        tmp.replace(target)
-        return target
+        return write_text(path, self.render())
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:

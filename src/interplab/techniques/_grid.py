@@ -296,6 +296,52 @@ class GridResult:
             )
         return out
 
+    def examples(
+        self,
+        component: str | None = None,
+        cell: tuple[int, ...] | None = None,
+        *,
+        k: int = 3,
+        n_random: int = 3,
+        n_bins: int = 3,
+        seed: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Returns the prompts most affected by one cell (default: the cell with the largest
+        |mean effect|) beside random prompts and one prompt from each quantile bin of that cell's
+        effects, each labelled with its kind, so the extremes are read against typical cases."""
+        comp = self._component(component)
+        e = self.effect(comp)
+        if cell is None:
+            mean = np.where(np.isnan(e).all(0), -np.inf, np.abs(np.nanmean(e, 0)))
+            cell = tuple(int(i) for i in np.unravel_index(int(np.argmax(mean)), mean.shape))
+        if len(cell) != e.ndim - 1:
+            raise PatchingError(f"a cell of {comp} has axes {self.axes(comp)[1:]}, got {cell}")
+        values = e[(slice(None), *cell)]
+        rng = np.random.default_rng(seed)
+        label = self.cell_label(comp, cell)
+
+        def row(kind: str, i: int) -> dict[str, Any]:
+            return {
+                "kind": kind,
+                "cell": label,
+                "example": int(i),
+                "effect": float(values[i]),
+                "clean": self.clean_prompts[i] if self.clean_prompts else " ".join(self.tokens[i]),
+                "corrupt": self.corrupt_prompts[i] if self.corrupt_prompts else None,
+                "answer": self.answers[i],
+                "wrong_answer": self.wrong_answers[i],
+            }
+
+        order = np.argsort(-np.abs(values), kind="stable")
+        out = [row("most affected", i) for i in order[:k]]
+        out += [row("random", i) for i in rng.choice(self.n, min(n_random, self.n), replace=False)]
+        ranked = np.argsort(values, kind="stable")
+        for b, chunk in enumerate(np.array_split(ranked, min(n_bins, self.n))):
+            lo, hi = float(values[chunk[0]]), float(values[chunk[-1]])
+            kind = f"quantile bin {b + 1}/{min(n_bins, self.n)} (effect {lo:+.3f} to {hi:+.3f})"
+            out.append(row(kind, int(rng.choice(chunk))))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "technique": self.technique,
@@ -333,3 +379,26 @@ class GridResult:
         return grid_figure(
             self, comp, self.summary(comp, correction=correction) if self.n >= 2 else None
         )
+
+    def heatmaps(
+        self, component: str | None = None, *, correction: SummaryCorrection = "holm"
+    ) -> list[Any]:
+        """Returns the interactive heatmap of ``component`` (`interplab.viz.interactive.Heatmap`):
+        the same cells as `figure`, each naming its mean, CI and adjusted p-value on hover."""
+        from interplab.viz.patching import grid_heatmap
+
+        comp = self._component(component)
+        return [
+            grid_heatmap(
+                self, comp, self.summary(comp, correction=correction) if self.n >= 2 else None
+            )
+        ]
+
+    def save_plot(self, path: str | Path, component: str | None = None) -> list[Path]:
+        """Writes the heatmap of ``component`` as PNG at ``path`` and as interactive HTML beside
+        it; returns both paths."""
+        from interplab.viz.interactive import save_plot
+
+        comp = self._component(component)
+        title = f"{self.technique}: {self.direction} {comp} on {self.metric} (n={self.n})"
+        return save_plot(self.figure(comp), path, self.heatmaps(comp), title)

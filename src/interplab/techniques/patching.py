@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from interplab.core.interventions import Ablate, AblateMethod, Intervention, Pat
 from interplab.core.model import Model
 from interplab.provenance import Provenance
 from interplab.sites import Site
+from interplab.stats.summary import SummaryCorrection
 from interplab.techniques._grid import (
     Direction,
     GridResult,
@@ -52,6 +53,9 @@ from interplab.techniques._grid import (
     prepare,
 )
 from interplab.techniques.metrics import Metric, MetricName, Targets
+
+if TYPE_CHECKING:
+    from interplab.techniques.controls import ControlComparison
 
 Source = Literal["contrast", "zero", "mean", "resample"]
 Method = Literal["auto", "fast", "hooks"]
@@ -71,6 +75,53 @@ class PatchingResult(GridResult):
     source: Source = "contrast"
     method: str = "hooks"
     note: str = ""
+    control: PatchingResult | None = None
+    """The same sweep on unrelated control prompts (`interplab.techniques.controls`)."""
+
+    def control_comparison(self, component: str | None = None) -> ControlComparison:
+        """Returns this sweep's cells beside the control sweep's, in units of each set's gap,
+        marking the task cells that matter on unrelated prompts too."""
+        from interplab.techniques.controls import compare_control
+
+        if self.control is None:
+            raise PatchingError("this sweep ran without a control; pass control=True")
+        return compare_control(self, self.control, self._component(component))
+
+    def control_figure(self, component: str | None = None) -> Any:
+        """Returns the task and control heatmaps side by side, each in units of its own gap."""
+        from interplab.techniques.controls import gap
+        from interplab.viz.patching import side_by_side_figure
+
+        if self.control is None:
+            raise PatchingError("this sweep ran without a control; pass control=True")
+        return side_by_side_figure(
+            {"task prompts": self, "control prompts": self.control},
+            self._component(component),
+            "task vs unrelated control prompts",
+            scale={"task prompts": gap(self), "control prompts": gap(self.control)},
+            unit="mean effect / own gap",
+        )
+
+    def heatmaps(
+        self, component: str | None = None, *, correction: SummaryCorrection = "holm"
+    ) -> list[Any]:
+        """Returns the interactive heatmap of ``component``, and the control sweep's beside it."""
+        maps = super().heatmaps(component, correction=correction)
+        if self.control is not None:
+            (m,) = self.control.heatmaps(component, correction=correction)
+            maps.append(replace(m, title=f"control prompts (unrelated text): {m.title}"))
+        return maps
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["source"], d["method"], d["note"] = self.source, self.method, self.note
+        if self.control is not None:
+            d["control"] = self.control.to_dict()
+            if self.n >= 2 and self.control.n >= 2:
+                d["control_comparison"] = {
+                    c: self.control_comparison(c).to_dict() for c in self.components
+                }
+        return d
 
     def patched(self, component: str | None = None) -> np.ndarray:
         """Returns the patched runs' metric per example and cell (base + effect)."""
@@ -99,10 +150,13 @@ def activation_patching(
     method: Method = "auto",
     batch_budget_mb: float = 512.0,
     progress: bool = True,
+    control: bool = True,
 ) -> PatchingResult:
     """Returns the per-example effect on ``metric`` of patching each cell of each component grid
     (``[n, layer, pos]``, ``[n, layer]``, or with a head axis for ``attn.z``). ``pairs`` is a
-    `PairDataset`, a list of `ContrastPair`, or `TokenPairs`."""
+    `PairDataset`, a list of `ContrastPair`, or `TokenPairs`. With ``control`` (the default) the
+    identical sweep also runs on unrelated control prompts (`interplab.techniques.controls`) and
+    is kept as ``result.control``."""
     comps = check_options(components, direction, per, model.dims)
     if source not in SOURCES:
         raise PatchingError(f"source must be one of {SOURCES}, got {source!r}")
@@ -171,6 +225,24 @@ def activation_patching(
                 seed,
                 progress,
             )
+    control_result = None
+    if control:
+        from interplab.techniques.controls import control_pairs
+
+        control_result = activation_patching(
+            model,
+            control_pairs(model, tp, seed),
+            components=comps,
+            direction=direction,
+            per=per,
+            metric=m,
+            source=source,
+            seed=seed,
+            method=method,
+            batch_budget_mb=batch_budget_mb,
+            progress=progress,
+            control=False,
+        )
     shape_base = base_m.double().cpu().numpy()
     effects = {
         c: metric_grids[c].double().cpu().numpy()
@@ -192,11 +264,12 @@ def activation_patching(
         answers=inputs.answers,
         wrong_answers=inputs.wrong_answers,
         provenance=_provenance(
-            model, inputs, comps, direction, per, m, source, seed, use_fast, note
+            model, inputs, comps, direction, per, m, source, seed, use_fast, note, control
         ),
         source=source,
         method="fast" if use_fast else "hooks",
         note=note,
+        control=control_result,
     )
 
 
@@ -211,6 +284,7 @@ def _provenance(
     seed: int,
     fast: bool,
     note: str,
+    control: bool,
 ) -> Provenance:
     return Provenance(
         technique="activation_patching",
@@ -224,6 +298,7 @@ def _provenance(
             "method": "fast" if fast else "hooks",
             "fast_tolerance": FAST_TOLERANCE,
             "note": note,
+            "control": control,
         },
         data_sha256=inputs.data_sha256,
         seed=seed,
