@@ -223,26 +223,39 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
     # One template (equal token lengths, so positions align); the corrupt prompt swaps the order
     # of the names, which flips the correct answer.
     pairs = [ContrastPair(prompts[i], prompts[i ^ 1], io[i], s[i]) for i in range(16)]
-    with console.status("activation patching: resid_pre by layer × position, heads (16 IOI pairs)"):
+    with console.status(
+        "activation patching: resid_pre by layer × position on IOI and on unrelated control "
+        "prompts, heads (16 IOI pairs)"
+    ):
         act = activation_patching(model, pairs, components=("resid_pre",), progress=False)
-        heads = activation_patching(model, pairs, components=("attn.z",), per="all", progress=False)
+        heads = activation_patching(
+            model, pairs, components=("attn.z",), per="all", progress=False, control=False
+        )
     with console.status("attribution patching and its comparison with activation patching"):
         attr = attribution_patching(model, pairs, components=("resid_pre",))
         comparison = compare_with_activation_patching(attr, act)
     act.to_json(out_dir / "patching_resid_pre.json")
     heads.to_json(out_dir / "patching_heads.json")
     attr.to_json(out_dir / "attribution_resid_pre.json")
-    figures = []
-    for name, fig, caption in (
+    act.save_plot(out_dir / "patching_resid_pre.png")
+    heads.save_plot(out_dir / "patching_heads.png")
+    control = act.control_comparison()
+    figures = [
         (
-            "patching_resid_pre.png",
-            act.figure(),
             "denoising resid_pre: mean logit-difference effect; hatched cells do not survive Holm",
+            (out_dir / "patching_resid_pre.png").read_bytes(),
         ),
         (
-            "patching_heads.png",
-            heads.figure(),
             "denoising each head's output (all positions); hatched cells do not survive Holm",
+            (out_dir / "patching_heads.png").read_bytes(),
+        ),
+    ]
+    for name, fig, caption in (
+        (
+            "patching_control.png",
+            act.control_figure(),
+            "the same sweep on unrelated news text with the same positions changed, each in units "
+            "of its own clean-corrupt gap: what lights up on both is not about IOI",
         ),
         (
             "attribution_vs_patching.png",
@@ -259,17 +272,21 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
             for c in result.top_cells(k=5)
         )
 
+    examples = act.examples(k=3, n_random=3, n_bins=3)
     return Section(
         title="3. Activation patching: which activations carry the answer?",
         text=(
             "Each cell runs the corrupt prompt (names in the other order) with one activation taken from the clean "
             "prompt and measures the logit difference; effects are per example, summarised with 95% CIs and Holm "
-            "correction over all cells. Attribution patching estimates the same grid from one forward and one "
-            "backward pass; the scatter shows where that linear estimate fails."
+            "correction over all cells. The same sweep runs on unrelated control prompts (news text, the same "
+            "positions changed, answers the model's own) so that cells which matter on any input are not read as "
+            "IOI findings. Attribution patching estimates the same grid from one forward and one backward pass; "
+            "the scatter shows where that linear estimate fails."
         ),
         claims=[
             f"Strongest residual cells: {cells(act)}.",
             f"Strongest heads: {cells(heads)}.",
+            control.describe(),
             comparison.describe(),
         ],
         caveats=[
@@ -277,6 +294,16 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
             "general IOI circuit. " + act.summary().describe()
         ],
         figures=figures,
+        tables=[
+            (
+                [f"prompts for {examples[0]['cell']}", "effect", "clean prompt"],
+                [[e["kind"], round(e["effect"], 3), e["clean"]] for e in examples],
+            )
+        ],
+        links=[
+            ("resid_pre patching, task and control", "patching_resid_pre.html"),
+            ("head patching", "patching_heads.html"),
+        ],
         provenance=act.provenance.to_dict(),
     )
 

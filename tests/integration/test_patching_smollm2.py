@@ -26,7 +26,7 @@ def _pairs() -> list[ContrastPair]:
     return out
 
 
-def test_ioi_resid_pre_effect_moves_from_the_subject_to_the_final_position(smol):
+def test_ioi_resid_pre_effect_moves_from_the_subject_to_the_final_position_unlike_control(smol):
     from interplab.techniques.patching import activation_patching
 
     torch.set_num_threads(1)
@@ -44,3 +44,13 @@ def test_ioi_resid_pre_effect_moves_from_the_subject_to_the_final_position(smol)
     assert early[s2] > 0.5 and np.delete(early, sorted(names)).max() < 0.1
     assert np.argmax(mean[-3:].mean(0)) == last
     assert mean[-1, last] > 0.5  # late layers: the answer position carries the effect
+
+    # The control sweep (unrelated news text, the same positions changed) ran by default. The
+    # final position in the last layer restores the answer on any input: general, not IOI. The
+    # first name, ten tokens before the answer, matters on IOI far more than on the control.
+    c = r.control_comparison()
+    task = c.task_fraction.reshape(mean.shape)
+    ctrl = c.control_fraction.reshape(mean.shape)
+    io = min(names)
+    assert ctrl[-1, last] > 0.5
+    assert task[:3, io].mean() - ctrl[:3, io].mean() > 0.5

@@ -38,6 +38,7 @@ class Section:
     figures: list[tuple[str, bytes]] = field(default_factory=list)  # (caption, PNG bytes)
     tables: list[tuple[list[str], list[list[Any]]]] = field(default_factory=list)
     provenance: dict[str, Any] | None = None
+    links: list[tuple[str, str]] = field(default_factory=list)  # (label, path beside the report)
 
 
 @dataclass
@@ -74,6 +75,14 @@ class Report:
                 )
             for header, rows in s.tables:
                 parts.append(_table(header, rows))
+            if s.links:
+                items = "".join(
+                    f"<li><a href='{html.escape(href)}'>{html.escape(label)}</a></li>"
+                    for label, href in s.links
+                )
+                parts.append(
+                    f"<p>Interactive figures (hover a cell for its CI):</p><ul>{items}</ul>"
+                )
             if s.provenance:
                 import json
 

@@ -1,0 +1,78 @@
+"""CLI command ``path-patch``: a thin shell over `interplab.techniques.path_patching`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from interplab.commands._options import JsonOpt, PlotOpt
+from interplab.commands.patching import NOpt, SeedOpt, TaskOpt, _pairs, _same_length, _table
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the ``path-patch`` command to ``app``."""
+
+    @app.command("path-patch")
+    def path_patch(
+        task: TaskOpt = "ioi",
+        n: NOpt = 16,
+        seed: SeedOpt = 0,
+        senders: Annotated[
+            str, typer.Option(help="heads | mlps | all | sites, e.g. L3.attn.z.h5,L4.mlp_out")
+        ] = "heads",
+        receivers: Annotated[
+            str, typer.Option(help="logits | head inputs, e.g. L20.attn.q.h3,L20.attn.k.h3")
+        ] = "logits",
+        freeze_mlps: Annotated[
+            bool, typer.Option("--freeze-mlps", help="freeze MLPs too (direct paths only)")
+        ] = False,
+        budget_mb: Annotated[
+            float, typer.Option("--budget-mb", help="memory budget per batch")
+        ] = 512.0,
+        json: JsonOpt = None,
+        plot: PlotOpt = None,
+    ) -> None:
+        """Path patching: each sender's effect on the logits or on chosen heads' q/k/v inputs."""
+        from interplab.core.model import load
+        from interplab.techniques.path_patching import SENDER_SETS, path_patching
+
+        console = Console()
+        model = load()
+        pairs = _same_length(model, _pairs(model, task, n, seed), console, n)
+        sender_spec = senders if senders in SENDER_SETS else _split(senders)
+        result = path_patching(
+            model,
+            pairs,
+            senders=sender_spec,  # type: ignore[arg-type]
+            receivers="logits" if receivers == "logits" else _split(receivers),
+            freeze_mlps=freeze_mlps,
+            batch_budget_mb=budget_mb,
+            progress=True,
+        )
+        console.print(
+            f"clean {result.metric} {result.clean.mean():+.3f}, corrupt "
+            f"{result.corrupt.mean():+.3f} (n={result.n}); {result.title}"
+        )
+        if result.note:
+            console.print(f"[yellow]note:[/] {result.note}")
+        for comp in result.components:
+            _table(result, comp, f"path patching: strongest {comp} senders", console)
+            console.print(result.summary(comp).describe())
+        if json is not None:
+            console.print(f"wrote {result.to_json(json)}")
+        if plot is not None:
+            for comp in result.components:
+                path = plot if len(result.components) == 1 else _suffixed(plot, comp)
+                for written in result.save_plot(path, comp):
+                    console.print(f"wrote {written}")
+
+
+def _split(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _suffixed(path: Path, comp: str) -> Path:
+    return path.with_name(f"{path.stem}.{comp.replace('.', '_')}{path.suffix or '.png'}")
