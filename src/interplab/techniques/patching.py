@@ -16,12 +16,14 @@ Nanda 2024, "How to use and interpret activation patching"):
    (``per="position"``) or every position at once (``per="all"``).
 5. The effect of a cell is the patched run's metric minus the unpatched run's, kept per example.
 
-Two implementations compute step 5. The reference (``method="hooks"``) patches one cell at a time
-with `model.run`'s interventions: slow, obviously correct, any architecture. The fast path
-(``method="fast"``, `interplab.techniques._fast_patch`) gives the same numbers by skipping work
-that cannot change: the layers below the patch, the positions before it (through a KV cache of
-the unpatched run), and the logits other than the metric's; it packs many cells into one batch.
-``method="auto"`` takes the fast path where it applies and says why when it does not.
+Three implementations compute step 5. The reference (``method="loop"``) patches one cell at a
+time with `model.run`'s interventions: slow, obviously correct, any architecture; tests hold the
+others to it. ``method="hooks"`` packs many cells into the batch dimension (row = cell ×
+example, each row patched by an `Apply` intervention), chunked under ``batch_budget_mb``: any
+architecture, whole forwards. The fast path (``method="fast"``, `interplab.techniques._fast_patch`)
+also skips work that cannot change: the layers below the patch, the positions before it (through
+a KV cache of the unpatched run), and the logits other than the metric's. ``method="auto"`` takes
+the fast path where it applies, else the packed hook path, and says why.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interplab.core.interventions import Ablate, AblateMethod, Intervention, Patch
+from interplab.core.interventions import Ablate, AblateMethod, Apply, Intervention, Patch
 from interplab.core.model import Model
 from interplab.provenance import Provenance
 from interplab.sites import Site
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
     from interplab.techniques.controls import ControlComparison
 
 Source = Literal["contrast", "zero", "mean", "resample"]
-Method = Literal["auto", "fast", "hooks"]
+Method = Literal["auto", "fast", "hooks", "loop"]
 SOURCES: tuple[str, ...] = get_args(Source)
 METHODS: tuple[str, ...] = get_args(Method)
 
@@ -197,7 +199,7 @@ def activation_patching(
         if method == "fast" and reason:
             raise PatchingError(f"the fast path cannot run here: {reason}")
         use_fast = method == "fast" or (method == "auto" and not reason)
-        note = "" if use_fast or method == "hooks" else f"hook path used: {reason}"
+        note = "" if use_fast or method != "auto" else f"hook path used: {reason}"
         if use_fast:
             metric_grids = _fast_patch.sweep(
                 model,
@@ -210,8 +212,8 @@ def activation_patching(
                 budget_mb=batch_budget_mb,
                 progress=progress,
             )
-        else:
-            metric_grids = _hook_sweep(
+        elif method == "loop":
+            metric_grids = _loop_sweep(
                 model,
                 base_ids,
                 tp,
@@ -225,6 +227,11 @@ def activation_patching(
                 seed,
                 progress,
             )
+        else:
+            metric_grids = _packed_sweep(
+                model, base_ids, tp, values, comps, per, m, targets, batch_budget_mb, progress
+            )
+    used = "fast" if use_fast else ("loop" if method == "loop" else "hooks")
     control_result = None
     if control:
         from interplab.techniques.controls import control_pairs
@@ -264,10 +271,10 @@ def activation_patching(
         answers=inputs.answers,
         wrong_answers=inputs.wrong_answers,
         provenance=_provenance(
-            model, inputs, comps, direction, per, m, source, seed, use_fast, note, control
+            model, inputs, comps, direction, per, m, source, seed, used, note, control
         ),
         source=source,
-        method="fast" if use_fast else "hooks",
+        method=used,
         note=note,
         control=control_result,
     )
@@ -282,7 +289,7 @@ def _provenance(
     metric: Metric,
     source: str,
     seed: int,
-    fast: bool,
+    used: str,
     note: str,
     control: bool,
 ) -> Provenance:
@@ -295,7 +302,7 @@ def _provenance(
             "per": per,
             "metric": metric.name,
             "source": source,
-            "method": "fast" if fast else "hooks",
+            "method": used,
             "fast_tolerance": FAST_TOLERANCE,
             "note": note,
             "control": control,
@@ -374,7 +381,68 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[object
         yield lambda k=1: bar.advance(task, k)
 
 
-def _hook_sweep(
+def _packed_sweep(
+    model: Model,
+    base_ids: Tensor,
+    tp: TokenPairs,
+    values: dict[Site, Tensor],
+    comps: tuple[str, ...],
+    per: str,
+    metric: Metric,
+    targets: Targets,
+    budget_mb: float,
+    progress: bool,
+) -> dict[str, Tensor]:
+    """Every cell's metric from whole forwards with many cells per batch: rows are (cell,
+    example), and one `Apply` per site writes each row's source value at its position/head."""
+    from interplab.techniques._fast_patch import _max_rows
+
+    d = model.dims
+    n, length = base_ids.shape
+    answer_pos = tp.lengths - 1
+    grids = {c: torch.empty(grid_shape(c, per, n, d, length)) for c in comps}
+    todo = [(c, *cell) for c in comps for cell in cells(c, per, d.n_layers, d.n_heads, length)]
+    per_chunk = max(1, _max_rows(model, length, length, budget_mb) // n)
+    with progress_bar(len(todo), "patching (hooks, packed)", progress) as advance:
+        for lo in range(0, len(todo), per_chunk):
+            chunk = todo[lo : lo + per_chunk]
+            k = len(chunk)
+            by_site: dict[Site, list[tuple[int, int | None, int | None]]] = {}
+            for j, (c, _, layer, head, pos) in enumerate(chunk):
+                by_site.setdefault(Site(layer, c), []).append((j, head, pos))  # type: ignore[arg-type]
+            ivs = [_row_writer(site, edits, values[site], n) for site, edits in by_site.items()]
+            mask = None if tp.mask is None else tp.mask.repeat(k, 1)
+            with model.intervene(ivs):
+                logits = _answer_logits(model, base_ids.repeat(k, 1), mask, answer_pos.repeat(k))
+            out = metric(logits, targets, torch.arange(n).repeat(k)).view(k, n)
+            for j, (c, idx, *_) in enumerate(chunk):
+                grids[c][(slice(None), *idx)] = out[j]
+            advance(k)  # type: ignore[operator]
+    return grids
+
+
+def _row_writer(
+    site: Site, edits: list[tuple[int, int | None, int | None]], value: Tensor, n: int
+) -> Apply:
+    """Returns an Apply that writes, for each (cell j, head, pos), ``value`` into rows
+    j*n..(j+1)*n at that position (every position when None) and head."""
+
+    def fn(t: Tensor) -> Tensor:
+        t = t.clone()
+        v = value.to(t.dtype)
+        for j, head, pos in edits:
+            rows = slice(j * n, (j + 1) * n)
+            p = slice(None) if pos is None else pos
+            if head is None:
+                t[rows, p] = v[:, p]
+            else:
+                t[rows, p, head] = v[:, p, head]
+        return t
+
+    return Apply(site, fn)
+
+
+def _loop_sweep(
     model: Model,
     base_ids: Tensor,
     tp: TokenPairs,
@@ -388,7 +456,8 @@ def _hook_sweep(
     seed: int,
     progress: bool,
 ) -> dict[str, Tensor]:
-    """The reference: one patched forward of the whole batch per cell, through interventions."""
+    """The reference: one patched forward of the whole batch per cell, through interventions
+    (`Patch` or `Ablate` as a user would write them)."""
     d = model.dims
     n, length = base_ids.shape
     answer_pos = tp.lengths - 1

@@ -43,15 +43,22 @@ def llama():
         ("all", "noise", "zero", "logit_diff"),
     ],
 )
-def test_fast_path_equals_one_cell_hook_loop(llama, per, direction, source, metric):
-    kw = dict(components=ALL, per=per, direction=direction, source=source, metric=metric)
-    fast = activation_patching(llama, _pairs(), method="fast", progress=False, **kw)
-    slow = activation_patching(llama, _pairs(), method="hooks", progress=False, **kw)
-    assert fast.method == "fast" and slow.method == "hooks"
-    for c in ALL:
-        scale = 1 + np.abs(slow.patched(c))
-        assert np.all(np.abs(fast.effect(c) - slow.effect(c)) <= FAST_TOLERANCE * scale), c
-    np.testing.assert_array_equal(fast.clean, slow.clean)
+def test_fast_and_packed_paths_equal_the_one_cell_loop(llama, per, direction, source, metric):
+    kw = dict(
+        components=ALL, per=per, direction=direction, source=source, metric=metric, control=False
+    )
+    slow = activation_patching(llama, _pairs(), method="loop", progress=False, **kw)
+    assert slow.method == "loop"
+    for method in ("fast", "hooks"):
+        # A small budget makes the packed path split the cells over several batches.
+        r = activation_patching(
+            llama, _pairs(), method=method, batch_budget_mb=0.05, progress=False, **kw
+        )
+        assert r.method == method
+        for c in ALL:
+            scale = 1 + np.abs(slow.patched(c))
+            assert np.all(np.abs(r.effect(c) - slow.effect(c)) <= FAST_TOLERANCE * scale), c
+        np.testing.assert_array_equal(r.clean, slow.clean)
 
 
 def test_fast_path_chunks_under_a_tiny_budget_give_the_same_effects(llama):
@@ -68,9 +75,7 @@ def test_other_families_agree_with_the_hook_loop_or_fall_back(family):
     model = tiny_model(family)
     comps = ("resid_pre", "attn_out", "attn.z")
     auto = activation_patching(model, _pairs(2, 6), components=comps, progress=False)
-    slow = activation_patching(
-        model, _pairs(2, 6), components=comps, method="hooks", progress=False
-    )
+    slow = activation_patching(model, _pairs(2, 6), components=comps, method="loop", progress=False)
     assert auto.method == ("fast" if family == "qwen3" else "hooks")
     assert family == "qwen3" or "hook path used" in auto.note
     for c in comps:
@@ -80,7 +85,7 @@ def test_other_families_agree_with_the_hook_loop_or_fall_back(family):
 def test_patching_a_run_with_its_own_activations_changes_nothing(llama):
     p = _pairs()
     same = TokenPairs(p.clean, p.clean, p.answer, p.wrong)
-    for method in ("fast", "hooks"):
+    for method in ("fast", "hooks", "loop"):
         r = activation_patching(llama, same, components=ALL, method=method, progress=False)
         for c in ALL:
             assert np.all(r.effect(c) == 0.0), (method, c)
