@@ -180,6 +180,12 @@ def _register_command_groups() -> None:
 
     for group in (patching, probes, steering):
         group.register(app)
+    from interplab.commands import tracing as tracing_commands
+
+    tracing_commands.register(app)
+    from interplab.commands import path_patching as path_patching_commands
+
+    path_patching_commands.register(app)
 
 
 _register_command_groups()

@@ -8,6 +8,12 @@ from interplab.techniques.attribution import (
     attribution_patching,
     compare_with_activation_patching,
 )
+from interplab.techniques.controls import (
+    AblationComparison,
+    ControlComparison,
+    compare_ablations,
+    control_pairs,
+)
 from interplab.techniques.directions import (
     AblationResult,
     ProbeDirections,
@@ -23,6 +29,7 @@ from interplab.techniques.dla import DLAResult, direct_logit_attribution
 from interplab.techniques.lens import LensResult, logit_lens
 from interplab.techniques.metrics import Metric, MetricError
 from interplab.techniques.patching import PatchingResult, activation_patching
+from interplab.techniques.path_patching import PathPatchingResult, path_patching
 from interplab.techniques.probes import (
     ProbeResult,
     fit_probes,
@@ -45,34 +52,49 @@ from interplab.techniques.steering import (
     steering_vector,
 )
 from interplab.techniques.top_examples import Samples, TopExamplesResult, top_examples
+from interplab.techniques.tracing import (
+    TracingError,
+    TracingResult,
+    causal_tracing,
+    factual_subjects,
+)
 
 __all__ = [
     "HAPPINESS",
+    "AblationComparison",
     "AblationResult",
     "Activations",
     "AttributionResult",
     "Behaviour",
     "Comparison",
+    "ControlComparison",
     "DLAResult",
     "LensResult",
     "Metric",
     "MetricError",
     "PatchingError",
     "PatchingResult",
+    "PathPatchingResult",
     "ProbeDirections",
     "ProbeResult",
     "Samples",
     "SteeringResult",
     "SteeringVector",
     "TopExamplesResult",
+    "TracingError",
+    "TracingResult",
     "ablate_direction",
     "ablation_interventions",
     "activation_patching",
     "attribution_patching",
+    "causal_tracing",
     "compare_ablation",
+    "compare_ablations",
     "compare_with_activation_patching",
+    "control_pairs",
     "direct_logit_attribution",
     "direction_components",
+    "factual_subjects",
     "fit_probes",
     "gather_activations",
     "happiness_score",
@@ -82,6 +104,7 @@ __all__ = [
     "logit_lens",
     "norm_matched_random_direction",
     "orthogonalized_model",
+    "path_patching",
     "probe_activations",
     "probe_transfer",
     "steer",

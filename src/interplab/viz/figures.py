@@ -6,6 +6,7 @@ and layers with the same names the result uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from interplab.techniques.dla import DLAResult
     from interplab.techniques.lens import LensResult
+    from interplab.viz.interactive import Heatmap
 
 
 def save(fig: Figure, path: str | Path) -> Path:
@@ -117,3 +119,41 @@ def figure_to_png_bytes(fig: Any) -> bytes:
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def heatmaps_figure(maps: Sequence[Heatmap], title: str, xlabel: str) -> Figure:
+    """Returns the heatmaps side by side, each on its own symmetric scale (blue > 0 > red, as the
+    other figures), with the cells that do not survive correction hatched."""
+    width = len(maps[0].col_labels)
+    n_layers = len(maps[0].row_labels)
+    fig, axes = plt.subplots(
+        1, len(maps), figsize=(len(maps) * (1.6 + 0.5 * width), 1.6 + 0.2 * n_layers), squeeze=False
+    )
+    for ax, m in zip(axes[0], maps, strict=True):
+        lim = float(np.nanmax(np.abs(m.values))) or 1.0
+        im = ax.imshow(m.values, aspect="auto", cmap="RdBu", vmin=-lim, vmax=lim, origin="lower")
+        if m.faded is not None:
+            for li, ci in zip(*np.nonzero(m.faded), strict=True):
+                ax.add_patch(
+                    plt.Rectangle(
+                        (ci - 0.5, li - 0.5),
+                        1,
+                        1,
+                        facecolor=(1, 1, 1, 0.55),
+                        hatch="///",
+                        edgecolor=(0.6, 0.6, 0.6, 0.6),
+                        linewidth=0,
+                    )
+                )
+        ax.set_xticks(
+            range(width), [_clean(t) for t in m.col_labels], rotation=60, ha="right", fontsize=7
+        )
+        ax.set_yticks(range(n_layers), m.row_labels, fontsize=6)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("layer")
+        ax.set_title(m.title, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.04, label=m.value_label)
+    hatched = "; hatched: not significant after correction" if maps[0].faded is not None else ""
+    fig.suptitle(title + hatched, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -29,7 +29,9 @@ def _map(**kw):
 
 def test_page_has_one_cell_per_value_with_its_label_and_value():
     html = page(_map(hover=[["x0", "x1", "x2"], ["y0", "y1", "y2"]]), "title")
-    cells = re.findall(r"<rect class='(cell[^']*)'[^>]*fill='([^']+)'[^>]*data-info='([^']*)'", html)
+    cells = re.findall(
+        r"<rect class='(cell[^']*)'[^>]*fill='([^']+)'[^>]*data-info='([^']*)'", html
+    )
     assert len(cells) == 6
     infos = [c[2] for c in cells]
     assert any("L0 × b: Δ metric = -2" in i and "x1" in i for i in infos)
@@ -71,5 +73,5 @@ def test_patching_result_saves_png_and_interactive_html(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG" and html.suffix == ".html"
     text = html.read_text()
     n_layers, length = result.effect().shape[1:]
-    assert text.count("<rect class='cell") == n_layers * length
+    assert text.count("<rect class='cell") == 2 * n_layers * length  # task and its control
     assert "95% CI [" in text and "n=4" in text

@@ -1,0 +1,78 @@
+"""``interplab trace`` driven as a user would: factual prompts, JSON, PNG + HTML, Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from test_cli import CLI, run
+
+
+def test_trace_prints_cells_with_intervals_and_writes_json_png_and_html(tmp_path):
+    out = run(
+        "trace",
+        "--n",
+        "3",
+        "--samples",
+        "2",
+        "--window",
+        "6",
+        "--budget-mb",
+        "64",
+        "--json",
+        str(tmp_path / "t.json"),
+        "--plot",
+        str(tmp_path / "t.png"),
+    )
+    assert out.returncode == 0, out.stderr
+    assert "strongest resid cells" in out.stdout and "95% CI" in out.stdout
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["technique"] == "causal_tracing"
+    assert data["provenance"]["model"]["name"] == "smollm2-135m"
+    assert data["provenance"]["config"]["window"] == 6
+    assert len(data["effects"]["mlp"]) == 3 and len(data["corrupted_samples"][0]) == 2
+    assert sum(data["clean"]) > sum(data["corrupted"])
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<svg" in (tmp_path / "t.html").read_text()
+
+
+def test_trace_of_one_prompt_names_the_strongest_cell(tmp_path):
+    out = run(
+        "trace",
+        "--prompt",
+        "The capital of Italy is",
+        "--subject",
+        "Italy",
+        "--samples",
+        "1",
+        "--window",
+        "4",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "answer ' Rome'" in out.stdout
+    assert "resid: strongest cell" in out.stdout
+
+
+def test_ctrl_c_during_a_trace_keeps_the_previous_result_file(tmp_path):
+    target = tmp_path / "t.json"
+    target.write_text('{"previous": true}')
+    env = {**os.environ, "COLUMNS": "160"}
+    proc = subprocess.Popen(
+        [*CLI, "trace", "--n", "8", "--json", str(target)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the sweep starts once the prompts are chosen
+        if "tracing" in line:
+            break
+    time.sleep(3)
+    assert proc.poll() is None, "the trace ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert json.loads(target.read_text()) == {"previous": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]  # no temp file left behind
