@@ -204,6 +204,8 @@ def run_demo(
         )
     )
     report.add(_patching_section(model, out_dir, console))
+    report.add(_path_patching_section(model, out_dir, console))
+    report.add(_tracing_section(model, out_dir, console))
     report.add(_probe_section(model, out_dir, console))
     report.add(_steering_section(model, out_dir, console))
     path = report.write(out_dir / "index.html")
@@ -212,17 +214,15 @@ def run_demo(
 
 
 def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
-    from interplab.data import ContrastPair
     from interplab.techniques import (
         activation_patching,
         attribution_patching,
         compare_with_activation_patching,
     )
 
-    prompts, io, s = ioi_prompts()
     # One template (equal token lengths, so positions align); the corrupt prompt swaps the order
     # of the names, which flips the correct answer.
-    pairs = [ContrastPair(prompts[i], prompts[i ^ 1], io[i], s[i]) for i in range(16)]
+    pairs = _ioi_pairs(16)
     with console.status(
         "activation patching: resid_pre by layer × position on IOI and on unrelated control "
         "prompts, heads (16 IOI pairs)"
@@ -308,6 +308,124 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
     )
 
 
+def _ioi_pairs(n: int) -> list[Any]:
+    from interplab.data import ContrastPair
+
+    prompts, io, s = ioi_prompts()
+    return [ContrastPair(prompts[i], prompts[i ^ 1], io[i], s[i]) for i in range(n)]
+
+
+def _path_patching_section(model: Model, out_dir: Path, console: Console) -> Section:
+    from interplab.techniques import path_patching
+
+    pairs = _ioi_pairs(16)
+    with console.status(
+        "path patching: every head -> logits, every MLP -> L23.h3's keys and values"
+    ):
+        heads = path_patching(model, pairs, progress=False)
+        top = heads.top_cells(k=1)[0]
+        receiver = top["cell"].replace(".attn.z", "")  # e.g. L23.h3
+        layer, head = receiver.split(".")
+        kv = [f"{layer}.attn.k.{head}", f"{layer}.attn.v.{head}"]
+        mlps = path_patching(model, pairs, senders="mlps", receivers=kv, progress=False)
+    heads.to_json(out_dir / "path_heads_to_logits.json")
+    mlps.to_json(out_dir / "path_mlps_to_kv.json")
+    heads.save_plot(out_dir / "path_heads_to_logits.png")
+    mlps.save_plot(out_dir / "path_mlps_to_kv.png")
+
+    def cells(result: Any, k: int) -> str:
+        return "; ".join(
+            f"{c['cell']} {c['mean']:+.2f} (95% CI {c['ci_low']:+.2f} to {c['ci_high']:+.2f})"
+            for c in result.top_cells(k=k)
+        )
+
+    return Section(
+        title="4. Path patching: which heads write the answer, and what feeds them?",
+        text=(
+            "The IOI paper's method (Wang et al. 2022): run the clean prompt with one sender's output taken from "
+            "the corrupt prompt and every other head frozen at its clean output (MLPs recomputed), so the effect "
+            "reaches the receiver only along paths that end there. First every head to the logits; then every "
+            f"MLP to the keys and values of the strongest head, {receiver}."
+        ),
+        claims=[
+            f"Heads to logits (clean logit difference {heads.clean.mean():+.2f}): {cells(heads, 4)}.",
+            f"MLPs to {receiver}'s keys and values: {cells(mlps, 3)}.",
+        ],
+        caveats=[
+            "Sixteen prompts from one template. A path effect is a causal effect of this corruption (swapping "
+            "the names) along this path, not the head's whole role. " + heads.summary().describe()
+        ],
+        figures=[
+            (
+                "path patching, each head to the logits (noising); hatched cells do not survive Holm",
+                (out_dir / "path_heads_to_logits.png").read_bytes(),
+            ),
+            (
+                f"path patching, each MLP to {receiver}'s keys and values",
+                (out_dir / "path_mlps_to_kv.png").read_bytes(),
+            ),
+        ],
+        links=[
+            ("heads to logits", "path_heads_to_logits.html"),
+            (f"MLPs to {receiver} k/v", "path_mlps_to_kv.html"),
+        ],
+        provenance=heads.provenance.to_dict(),
+    )
+
+
+def _tracing_section(model: Model, out_dir: Path, console: Console) -> Section:
+    from interplab.data import factual_pairs
+    from interplab.techniques import causal_tracing
+
+    ds = factual_pairs(model.tokenizer, templates=("The capital of {country} is",))
+    lengths = [len(model.tokenize(p.clean).ids[0]) for p in ds]
+    common = max(set(lengths), key=lengths.count)
+    keep = [i for i, n in enumerate(lengths) if n == common][:12]
+    with console.status(
+        f"causal tracing on {len(keep)} capital-city prompts (5 noise samples each)"
+    ):
+        trace = causal_tracing(model, ds.subset(keep), samples=5, progress=False)
+    trace.to_json(out_dir / "tracing.json")
+    trace.save_plot(out_dir / "tracing.png")
+    tops = {c: trace.top_cells(c, 2) for c in ("resid", "attn", "mlp")}
+    return Section(
+        title="5. Causal tracing: where is the fact recalled?",
+        text=(
+            "ROME's causal tracing (Meng et al. 2022): Gaussian noise of 3 × the embedding standard deviation "
+            f"(σ = {trace.sigma:.4f}) on the country's tokens wipes out the answer; then one clean hidden state "
+            "(the residual stream, or attention / MLP outputs over a window of 10 layers) is restored at one "
+            "layer and position, and the recovered probability of the capital is measured."
+        ),
+        claims=[
+            f"p(answer) falls from {trace.clean.mean():.3f} (clean) to {trace.corrupted.mean():.4f} "
+            f"(corrupted), n={trace.n} prompts × 5 noise samples.",
+            *[
+                f"Strongest {c} cells: "
+                + "; ".join(
+                    f"{r['cell']} {r['mean']:+.3f} (95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f})"
+                    for r in rows
+                )
+                + "."
+                for c, rows in tops.items()
+            ],
+        ],
+        caveats=[
+            "Twelve prompts of one template: the minimum for a cell to survive Holm over these cells. "
+            "Restoring an early MLP window at the subject restores everything because the window includes "
+            "layer 0's MLP, which acts as part of the embedding. "
+            + trace.summary("resid").describe()
+        ],
+        figures=[
+            (
+                "causal tracing: restored p(answer) by layer and position for resid, attn and mlp",
+                (out_dir / "tracing.png").read_bytes(),
+            )
+        ],
+        links=[("causal tracing", "tracing.html")],
+        provenance=trace.provenance.to_dict(),
+    )
+
+
 def _probe_section(model: Model, out_dir: Path, console: Console) -> Section:
     from interplab.data import truth_dataset
     from interplab.techniques import linear_probe, subsample
@@ -322,7 +440,7 @@ def _probe_section(model: Model, out_dir: Path, console: Console) -> Section:
     best = probe.best_layer
     at = probe.at(best)
     return Section(
-        title="4. A truth probe, with its control task",
+        title="6. A truth probe, with its control task",
         text=(
             "Logistic-regression probes on the last token's residual stream, 5-fold cross-validated with the same "
             "country never in both train and test. The control task trains the same probes on shuffled labels; "
@@ -374,7 +492,7 @@ def _steering_section(model: Model, out_dir: Path, console: Console) -> Section:
             ]
         )
     return Section(
-        title="5. Steering: a happiness vector, against random vectors of the same norm",
+        title="7. Steering: a happiness vector, against random vectors of the same norm",
         text=(
             "Contrastive activation addition at layer 6: the mean residual of 32 happy minus 32 sad sentences, added "
             "at every token while the model continues 8 neutral openings. The score is the unsteered model's log-odds "

@@ -69,7 +69,6 @@ def register(app: typer.Typer) -> None:
         """Causal tracing (ROME): noise the subject, restore each layer's state at each token."""
         from interplab.core.model import load
         from interplab.techniques.tracing import causal_tracing
-        from interplab.viz.interactive import save_plot
 
         console = Console()
         model = load()
@@ -112,7 +111,5 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {result.to_json(json)}")
         if plot is not None:
             example = 0 if result.n == 1 else None
-            for path in save_plot(
-                result.figure(example), plot, result.heatmaps(example), "causal tracing"
-            ):
+            for path in result.save_plot(plot, example):
                 console.print(f"wrote {path}")

@@ -15,8 +15,11 @@ effects need such baselines). `activation_patching` runs it by default (``contro
    and corrupt prompts differ, taking the tokens at those positions from another control window;
    the control perturbs as many tokens, at the same places, as the task.
 3. *Control answers*: the clean control prompt's most likely next token is the answer; the
-   corrupt control prompt's most likely next token is the wrong answer (the clean prompt's second
-   choice when both agree). Its logit difference is positive on the clean control, as on the task.
+   corrupt control prompt's most likely next token is the wrong answer. Of `CANDIDATES` windows
+   tried per pair, the first whose corruption changes the model's top prediction is kept, so the
+   logit difference is positive on the clean control and negative on the corrupt one, as on the
+   task (when no candidate changes it, the first is kept, with the clean prompt's second choice as
+   the wrong answer).
 4. The control runs the identical sweep: components, direction, per, metric, source, method.
 5. `ControlComparison` puts the two side by side in units of each set's own gap (each effect
    divided by |mean(clean − corrupt)| of its set, or by |mean clean metric| for ablations). Per
@@ -52,64 +55,85 @@ if TYPE_CHECKING:
     from interplab.techniques.patching import PatchingResult
 
 
+CANDIDATES = 8
+"""Control windows tried per task pair, so that most control pairs change the model's prediction."""
+
+
 def control_pairs(model: Model, like: TokenPairs, seed: int = 0) -> TokenPairs:
     """Returns control pairs shaped like ``like``: unrelated text, corrupted at the same positions,
     with answers the model itself predicts (steps 1-3 of the module docstring)."""
     n, length = like.clean.shape
     g = torch.Generator().manual_seed(seed)
-    windows = _windows(model, n + 1, length, g)
+    windows = _windows(model, n * CANDIDATES + 1, length, g)
+    k = (windows.shape[0] - 1) // n  # candidates per pair (fewer when the corpus is short)
     first = like.clean[:, 0]
     special = set() if model.tokenizer is None else set(model.tokenizer.all_special_ids)
     if bool((first == first[0]).all()) and int(first[0]) in special:
         windows[:, 0] = first[0]
-    clean = windows[:n].clone()
-    donor = windows[torch.roll(torch.arange(n + 1), -1)][:n]  # window i + 1: never its own
-    differs = like.clean != like.corrupt
+    # Candidate c of pair i is window i*k + c, corrupted with the tokens of the next window.
+    index = torch.arange(n * k)
+    clean = windows[index].view(n, k, length)
+    donor = windows[index + 1].view(n, k, length)
+    differs = (like.clean != like.corrupt)[:, None].expand(n, k, length)
     if like.mask is not None:
-        clean = torch.where(like.mask.bool(), clean, like.clean)
-        differs &= like.mask.bool()
+        keep = like.mask.bool()[:, None].expand(n, k, length)
+        clean = torch.where(keep, clean, like.clean[:, None])
+        differs = differs & keep
     corrupt = torch.where(differs, donor, clean)
     still_same = (corrupt == clean) & differs  # the donor had the same token there
     corrupt[still_same] = (corrupt[still_same] + 1) % model.dims.d_vocab
-    answer, wrong = _answers(model, clean, corrupt, like)
-    return TokenPairs(clean, corrupt, answer, wrong, like.mask)
+    top_clean, top_corrupt = _top2(model, clean, corrupt, like, k)
+    # The first candidate whose corruption changes the model's top prediction (else the first).
+    changed = top_clean[..., 0] != top_corrupt
+    pick = torch.where(changed.any(1), changed.float().argmax(1), 0)
+    rows = torch.arange(n)
+    answer = top_clean[rows, pick, 0]
+    wrong = top_corrupt[rows, pick]
+    wrong = torch.where(wrong == answer, top_clean[rows, pick, 1], wrong)
+    return TokenPairs(clean[rows, pick], corrupt[rows, pick], answer, wrong, like.mask)
 
 
 def _windows(model: Model, count: int, length: int, g: torch.Generator) -> Tensor:
+    """Returns up to ``count`` windows of ``length`` tokens (at least one per pair plus one)."""
     if model.tokenizer is None:
         return torch.randint(model.dims.d_vocab, (count, length), generator=g)
     from interplab.data.assets import lee_documents
 
     docs = [d for d in lee_documents() if len(d) > 40]
-    order = torch.randperm(len(docs), generator=g).tolist()
     rows = []
-    for i in order:
+    for i in torch.randperm(len(docs), generator=g).tolist():
         ids = model.tokenizer(docs[i], add_special_tokens=False)["input_ids"]
         if len(ids) >= length:
             rows.append(torch.tensor(ids[:length]))
         if len(rows) == count:
-            return torch.stack(rows)
-    raise PatchingError(
-        f"the control corpus has only {len(rows)} documents of {length}+ tokens, {count} needed; "
-        "pass control=False or fewer pairs"
-    )
+            break
+    needed = (count - 1) // CANDIDATES + 1
+    if len(rows) < needed:
+        raise PatchingError(
+            f"the control corpus has only {len(rows)} documents of {length}+ tokens, {needed} "
+            "needed; pass control=False or fewer pairs"
+        )
+    return torch.stack(rows)
 
 
-def _answers(
-    model: Model, clean: Tensor, corrupt: Tensor, like: TokenPairs
+def _top2(
+    model: Model, clean: Tensor, corrupt: Tensor, like: TokenPairs, k: int
 ) -> tuple[Tensor, Tensor]:
-    last = like.lengths - 1
-    rows = torch.arange(clean.shape[0])
-    device = model.device
-    mask = None if like.mask is None else like.mask.to(device)
+    """Returns the clean candidates' two most likely next tokens ``[n, k, 2]`` and the corrupt
+    candidates' most likely one ``[n, k]``, at each pair's answer position."""
+    n, _, length = clean.shape
+    last = (like.lengths - 1).repeat_interleave(k).to(model.device)
+    mask = None if like.mask is None else like.mask.repeat_interleave(k, 0).to(model.device)
+    rows = torch.arange(n * k, device=model.device)
     with torch.no_grad():
-        top_clean = model.hf(input_ids=clean.to(device), attention_mask=mask).logits[rows, last]
-        top_corrupt = model.hf(input_ids=corrupt.to(device), attention_mask=mask).logits[rows, last]
-    two = top_clean.topk(2, -1).indices.cpu()
-    answer = two[:, 0]
-    wrong = top_corrupt.argmax(-1).cpu()
-    wrong = torch.where(wrong == answer, two[:, 1], wrong)
-    return answer, wrong
+        out = []
+        for ids in (clean, corrupt):
+            logits = model.hf(
+                input_ids=ids.reshape(n * k, length).to(model.device), attention_mask=mask
+            )
+            out.append(logits.logits[rows, last])
+    top_clean = out[0].topk(2, -1).indices.cpu().view(n, k, 2)
+    return top_clean, out[1].argmax(-1).cpu().view(n, k)
 
 
 def gap(result: GridResult) -> float:

@@ -192,6 +192,12 @@ class TracingResult:
             self.heatmaps(example), self._title(example), "position (token; * subject)"
         )
 
+    def save_plot(self, path: str | Path, example: int | None = None) -> list[Path]:
+        """Writes the figure as PNG at ``path`` and the interactive heatmaps beside it (.html)."""
+        from interplab.viz.interactive import save_plot
+
+        return save_plot(self.figure(example), path, self.heatmaps(example), self._title(example))
+
     def heatmaps(self, example: int | None = None) -> list[Heatmap]:
         """Returns the interactive heatmaps (one per component) that `figure` draws."""
         from interplab.viz.interactive import Heatmap

@@ -46,6 +46,12 @@ def test_control_pairs_change_the_same_positions_in_other_tokens(llama):
     logits = llama.hf(input_ids=ctrl.clean).logits[:, -1]
     rows = torch.arange(task.n)
     assert (logits[rows, ctrl.answer] >= logits[rows, ctrl.wrong]).all()
+    assert torch.equal(ctrl.answer, logits.argmax(-1))
+    # Where the corruption changes the top prediction, that prediction is the wrong answer.
+    top_corrupt = llama.hf(input_ids=ctrl.corrupt).logits[:, -1].argmax(-1)
+    changed = top_corrupt != ctrl.answer
+    assert changed.sum() >= task.n // 2
+    assert torch.equal(ctrl.wrong[changed], top_corrupt[changed])
     assert torch.equal(control_pairs(llama, task, seed=3).clean, ctrl.clean)
 
 
