@@ -88,3 +88,9 @@ def test_demo_writes_a_self_contained_report(tmp_path):
     assert "Paris" in html and "indirect object" in html
     for name in ("lens.json", "dla.json", "lens.png", "dla.png"):
         assert (tmp_path / "demo" / name).stat().st_size > 1000
+    for name in ("patching_control.png", "path_heads_to_logits.json", "tracing.json"):
+        assert (tmp_path / "demo" / name).stat().st_size > 1000
+    for page in ("patching_resid_pre.html", "path_heads_to_logits.html", "tracing.html"):
+        assert f"href='{page}'" in html
+        assert "<svg" in (tmp_path / "demo" / page).read_text()
+    assert "task-specific" in html and "Causal tracing" in html and "Path patching" in html
