@@ -26,7 +26,7 @@ demo: setup
 	@echo "open reports/demo/index.html"
 
 test: setup
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=15
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit

@@ -68,7 +68,7 @@ def main() -> None:
     load_before = Path("/proc/loadavg").read_text().split()[:3]
 
     fwd = median_time(lambda: model.hf(clean), warmup=2, repeats=max(args.repeats, 5))
-    fast_fn = lambda: activation_patching(model, tp, method="fast", progress=False)  # noqa: E731
+    fast_fn = lambda: activation_patching(model, tp, method="fast", progress=False, control=False)  # noqa: E731
     attr_sites = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "attn.z")
     attr_fn = lambda: attribution_patching(model, tp, components=attr_sites)  # noqa: E731
     timings = interleaved_times(
@@ -94,7 +94,7 @@ def main() -> None:
             tl_runs.append((time.perf_counter() - start) * n_cells / len(cells))
     tl = Timing.of(tl_runs)
 
-    ours = activation_patching(model, tp, method="fast", progress=False)
+    ours = activation_patching(model, tp, method="fast", progress=False, control=False)
     mean_effect = ours.patched().mean(0)
     gap = max(
         abs(float(tl_values[i]) - float(mean_effect[lay, pos]))

@@ -18,6 +18,35 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     )
 
 
+def interrupt_after(marker: str, *args: str, target: Path) -> None:
+    """Starts the CLI writing JSON to ``target`` (which holds a previous result), sends SIGINT 3 s
+    after a stdout line containing ``marker``, and checks that the previous file is intact and no
+    temp file is left."""
+    import signal
+    import time
+
+    target.write_text('{"previous": true}')
+    env = {**os.environ, "COLUMNS": "160"}
+    proc = subprocess.Popen(
+        [*CLI, *args, "--json", str(target)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the sweep starts once its inputs are chosen
+        if marker in line:
+            break
+    time.sleep(3)
+    assert proc.poll() is None, "the command ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert json.loads(target.read_text()) == {"previous": True}
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left
+
+
 def test_models_lists_the_embedded_model():
     out = run("models")
     assert out.returncode == 0, out.stderr

@@ -1,12 +1,8 @@
 """The technique commands of the README, driven as a user would, on small inputs."""
 
 import json
-import os
-import signal
-import subprocess
-import time
 
-from test_cli import CLI, run
+from test_cli import interrupt_after, run
 
 
 def test_patch_and_attribute_write_per_example_json(tmp_path):
@@ -117,24 +113,4 @@ def test_patch_ablations_side_by_side(tmp_path):
 
 
 def test_ctrl_c_during_a_sweep_keeps_the_previous_result_file(tmp_path):
-    target = tmp_path / "p.json"
-    target.write_text('{"previous": true}')
-    env = {**os.environ, "COLUMNS": "160"}
-    proc = subprocess.Popen(
-        [*CLI, "patch", "--n", "8", "--json", str(target)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the sweep starts once the pairs are chosen
-        if "using" in line:
-            break
-    time.sleep(3)
-    assert proc.poll() is None, "the sweep ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    assert json.loads(target.read_text()) == {"previous": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]  # no temp file left behind
+    interrupt_after("using", "patch", "--n", "8", target=tmp_path / "p.json")

@@ -1,12 +1,8 @@
 """``interplab trace`` driven as a user would: factual prompts, JSON, PNG + HTML, Ctrl-C."""
 
 import json
-import os
-import signal
-import subprocess
-import time
 
-from test_cli import CLI, run
+from test_cli import interrupt_after, run
 
 
 def test_trace_prints_cells_with_intervals_and_writes_json_png_and_html(tmp_path):
@@ -55,24 +51,4 @@ def test_trace_of_one_prompt_names_the_strongest_cell(tmp_path):
 
 
 def test_ctrl_c_during_a_trace_keeps_the_previous_result_file(tmp_path):
-    target = tmp_path / "t.json"
-    target.write_text('{"previous": true}')
-    env = {**os.environ, "COLUMNS": "160"}
-    proc = subprocess.Popen(
-        [*CLI, "trace", "--n", "8", "--json", str(target)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the sweep starts once the prompts are chosen
-        if "tracing" in line:
-            break
-    time.sleep(3)
-    assert proc.poll() is None, "the trace ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    assert json.loads(target.read_text()) == {"previous": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]  # no temp file left behind
+    interrupt_after("tracing", "trace", "--n", "8", target=tmp_path / "t.json")

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from interplab.commands._options import JsonOpt, PlotOpt
 
@@ -23,20 +22,11 @@ def _factual(model: Any, n: int, seed: int, console: Console) -> Any:
     return dataset.subset(keep)
 
 
-def _table(result: Any, console: Console) -> None:
+def _tables(result: Any, console: Console) -> None:
+    from interplab.commands.patching import _table
+
     for c in result.components:
-        table = Table(title=f"strongest {c} cells (restored p(answer) − corrupted)")
-        for col in ("cell", "mean effect", "95% CI", "p (Holm)", "survives"):
-            table.add_column(col, justify="right" if col != "cell" else "left")
-        for row in result.top_cells(c, 8):
-            table.add_row(
-                row["cell"],
-                f"{row['mean']:+.3f}",
-                f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]",
-                f"{row['p_adjusted']:.3g}",
-                "yes" if row["significant"] else "no",
-            )
-        console.print(table)
+        _table(result, c, f"strongest {c} cells (restored p(answer) − corrupted)", console)
 
 
 def register(app: typer.Typer) -> None:
@@ -97,7 +87,7 @@ def register(app: typer.Typer) -> None:
             f"(n={result.n}, noise {noise:g}σ with σ={result.sigma:.4f}, {samples} samples)"
         )
         if result.n >= 2:
-            _table(result, console)
+            _tables(result, console)
         else:
             console.print(f"answer {result.answers[0]!r}")
             for c in result.components:

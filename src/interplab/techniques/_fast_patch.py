@@ -28,16 +28,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from interplab.core.interventions import Apply
 from interplab.core.model import Model
-from interplab.models.adapter import get_module
 from interplab.sites import Site
 from interplab.techniques._grid import TokenPairs, grid_shape
+from interplab.techniques._suffix import answer_metric, run_layer, suffix
 from interplab.techniques.metrics import Metric, Targets
 
 _DIRECT = ("resid_pre", "resid_post")  # written into the hidden state; the rest via Apply
@@ -206,30 +205,10 @@ def _run_chunk(
     targets: Targets,
 ) -> Tensor:
     """Returns the patched metric of each row (rows sorted by the layer they join)."""
-    from transformers.cache_utils import DynamicCache
-    from transformers.masking_utils import create_causal_mask
-
-    hf: Any = model.hf
-    cfg: Any = hf.config
     n_layers = model.dims.n_layers
     start = 0 if p is None else p
-    q = length - start
-    layers = get_module(hf, model.adapter.layers)
-    probe = base.bounds[0][:1, start:]
-    position_ids = torch.arange(start, length, device=probe.device)[None]
-    position_embeddings = hf.model.rotary_emb(probe, position_ids)
-    prefix = None
-    if start > 0:
-        prefix = DynamicCache(config=cfg)
-        prefix.update(base.keys[0][:1, :, :start], base.values[0][:1, :, :start], 0)
-    mask = create_causal_mask(
-        config=cfg,
-        inputs_embeds=probe,
-        attention_mask=None,
-        past_key_values=prefix,
-        position_ids=position_ids,
-    )
-    hidden = probe.new_empty((0, q, probe.shape[-1]))
+    sx = suffix(model, base.bounds[0], base.keys[0], base.values[0], start)
+    hidden = base.bounds[0].new_empty((0, length - start, base.bounds[0].shape[-1]))
     examples = rows.example.new_empty(0)
     for i in range(int(rows.join.min()), n_layers + 1):
         joining = (rows.join == i).nonzero().flatten()
@@ -255,29 +234,9 @@ def _run_chunk(
             interventions = []
         if i == n_layers:
             break
-        cache = None
-        if start > 0:
-            cache = DynamicCache(config=cfg)
-            cache.update(base.keys[i][examples, :, :start], base.values[i][examples, :, :start], i)
         with model.intervene(interventions) if interventions else contextlib.nullcontext():
-            hidden = layers[i](  # type: ignore[index]
-                hidden,
-                attention_mask=mask,
-                position_ids=position_ids,
-                past_key_values=cache,
-                position_embeddings=position_embeddings,
-            )
-    final = get_module(hf, model.adapter.final_norm)(hidden[:, -1])
-    unembed = get_module(hf, model.adapter.unembed)
-    if metric.needs_full_logits:
-        return metric(unembed(final), targets, examples)
-    cols = metric.columns(targets, examples)
-    w = unembed.weight[cols]  # type: ignore[index]
-    logits = torch.einsum("rd,rkd->rk", final, w)
-    bias = getattr(unembed, "bias", None)
-    if bias is not None:
-        logits = logits + bias[cols]
-    return metric.from_columns(logits.float())
+            hidden = run_layer(model, sx, i, hidden, base.keys, base.values, examples)
+    return answer_metric(model, metric, targets, hidden[:, -1], examples)
 
 
 def _applies(

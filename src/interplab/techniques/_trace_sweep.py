@@ -20,6 +20,7 @@ from interplab.core.interventions import Add, Apply
 from interplab.core.model import Model
 from interplab.models.adapter import get_module
 from interplab.sites import Site
+from interplab.techniques._suffix import run_layer, suffix
 
 if TYPE_CHECKING:
     from interplab.techniques.tracing import _Inputs
@@ -234,30 +235,11 @@ def _suffix_chunk(
 ) -> Tensor:
     """Returns p(answer) of each row: HF's decoder layers from the row's first restored layer
     on, over positions i.. only, with the corrupted run's keys and values before i."""
-    from transformers.cache_utils import DynamicCache
-    from transformers.masking_utils import create_causal_mask
-
-    hf: Any = model.hf
-    cfg = hf.config
     n_layers = model.dims.n_layers
     length = base.bounds[0].shape[1]
-    layers = get_module(hf, model.adapter.layers)
-    probe = base.bounds[0][:1, i:]
-    position_ids = torch.arange(i, length, device=probe.device)[None]
-    position_embeddings = hf.model.rotary_emb(probe, position_ids)
-    prefix = None
-    if i > 0:
-        prefix = DynamicCache(config=cfg)
-        prefix.update(base.keys[0][:1, :, :i], base.values[0][:1, :, :i], 0)
-    mask = create_causal_mask(
-        config=cfg,
-        inputs_embeds=probe,
-        attention_mask=None,
-        past_key_values=prefix,
-        position_ids=position_ids,
-    )
+    sx = suffix(model, base.bounds[0], base.keys[0], base.values[0], i)
     resid = comps.index("resid") if "resid" in comps else -1
-    hidden = probe.new_empty((0, length - i, probe.shape[-1]))
+    hidden = base.bounds[0].new_empty((0, length - i, base.bounds[0].shape[-1]))
     for layer in range(int(rows.join[0]), n_layers + 1):
         joining = (rows.join == layer).nonzero().flatten()
         if len(joining):
@@ -268,22 +250,11 @@ def _suffix_chunk(
         if layer == n_layers:
             break
         joined = len(hidden)
-        cache = None
-        if i > 0:
-            cache = DynamicCache(config=cfg)
-            s = rows.sample[:joined]
-            cache.update(base.keys[layer][s, :, :i], base.values[layer][s, :, :i], layer)
         with model.intervene(_restorations(comps, rows, layer, clean, i, 0, joined)):
-            hidden = layers[layer](  # type: ignore[index]
-                hidden,
-                attention_mask=mask,
-                position_ids=position_ids,
-                past_key_values=cache,
-                position_embeddings=position_embeddings,
+            hidden = run_layer(
+                model, sx, layer, hidden, base.keys, base.values, rows.sample[:joined]
             )
+    hf: Any = model.hf
     final = get_module(hf, model.adapter.final_norm)(hidden[:, -1])
     logits = get_module(hf, model.adapter.unembed)(final)
     return torch.softmax(logits.float(), -1)[:, answer]
-
-
-# -- the figure -----------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from interplab.models.adapter import get_module
 from interplab.provenance import Provenance
 from interplab.sites import Site, SiteError, SiteLike, check_site
 from interplab.techniques._grid import GridResult, PairsLike, PatchingError, prepare
+from interplab.techniques._suffix import answer_metric, run_layer, suffix
 from interplab.techniques.metrics import Metric, MetricName, Targets
 
 SenderSet = Literal["heads", "mlps", "all"]
@@ -491,41 +492,19 @@ def _fast_chunk(
         return _metric(model, run, hidden[:, 0], rows["example"])
     # Step 3: from the lowest receiver layer, clean residual, receivers' q/k/v as recorded.
     start = min(s.layer for s, _ in recv)  # type: ignore[type-var]
-    from transformers.masking_utils import create_causal_mask
-
-    probe = run.resid[0][:1]
-    position_ids = torch.arange(length)[None]
-    rotary = hf.model.rotary_emb(probe, position_ids)
-    mask = create_causal_mask(
-        config=hf.config,
-        inputs_embeds=probe,
-        attention_mask=None,
-        past_key_values=None,
-        position_ids=position_ids,
-    )
+    sx = suffix(model, run.resid[0], None, None, 0)
     hidden = run.resid[start][rows["example"]]
     for i in range(start, n_layers):
         writes = _receiver_writes(recv, recorded, i)
         with model.intervene(writes) if writes else contextlib.nullcontext():
-            hidden = layers[i](  # type: ignore[index]
-                hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=rotary
-            )
+            hidden = run_layer(model, sx, i, hidden)
     return _metric(model, run, hidden[:, -1], rows["example"])
 
 
 def _metric(model: Model, run: _Run, final_resid: Tensor, examples: Tensor) -> Tensor:
     """Returns the metric from the final residual at the answer position (two logits suffice
     for a logit difference)."""
-    final = get_module(model.hf, model.adapter.final_norm)(final_resid)
-    unembed = get_module(model.hf, model.adapter.unembed)
-    if run.metric.needs_full_logits:
-        return run.metric(unembed(final), run.targets, examples).double()
-    cols = run.metric.columns(run.targets, examples)
-    logits = torch.einsum("rd,rkd->rk", final, unembed.weight[cols])  # type: ignore[index]
-    bias = getattr(unembed, "bias", None)
-    if bias is not None:
-        logits = logits + bias[cols]
-    return run.metric.from_columns(logits.float()).double()
+    return answer_metric(model, run.metric, run.targets, final_resid, examples).double()
 
 
 __all__ = ["METHODS", "SENDER_SETS", "PathPatchingResult", "path_patching"]

@@ -121,6 +121,23 @@ def figure_to_png_bytes(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def hatch(ax: Any, cells: np.ndarray) -> None:
+    """Fades and hatches the ``[row, col]`` cells marked True (those that do not survive
+    correction), so the eye lands on effects the data supports."""
+    for li, ci in zip(*np.nonzero(cells), strict=True):
+        ax.add_patch(
+            plt.Rectangle(
+                (ci - 0.5, li - 0.5),
+                1,
+                1,
+                facecolor=(1, 1, 1, 0.55),
+                hatch="///",
+                edgecolor=(0.6, 0.6, 0.6, 0.6),
+                linewidth=0,
+            )
+        )
+
+
 def heatmaps_figure(maps: Sequence[Heatmap], title: str, xlabel: str) -> Figure:
     """Returns the heatmaps side by side, each on its own symmetric scale (blue > 0 > red, as the
     other figures), with the cells that do not survive correction hatched."""
@@ -133,18 +150,7 @@ def heatmaps_figure(maps: Sequence[Heatmap], title: str, xlabel: str) -> Figure:
         lim = float(np.nanmax(np.abs(m.values))) or 1.0
         im = ax.imshow(m.values, aspect="auto", cmap="RdBu", vmin=-lim, vmax=lim, origin="lower")
         if m.faded is not None:
-            for li, ci in zip(*np.nonzero(m.faded), strict=True):
-                ax.add_patch(
-                    plt.Rectangle(
-                        (ci - 0.5, li - 0.5),
-                        1,
-                        1,
-                        facecolor=(1, 1, 1, 0.55),
-                        hatch="///",
-                        edgecolor=(0.6, 0.6, 0.6, 0.6),
-                        linewidth=0,
-                    )
-                )
+            hatch(ax, np.asarray(m.faded, dtype=bool))
         ax.set_xticks(
             range(width), [_clean(t) for t in m.col_labels], rotation=60, ha="right", fontsize=7
         )

@@ -15,6 +15,8 @@ matplotlib.use("Agg")  # headless: figures are saved, never shown
 import matplotlib.pyplot as plt
 import numpy as np
 
+from interplab.viz.figures import hatch
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -53,18 +55,7 @@ def _draw(
 ) -> Any:
     im = ax.imshow(mean, aspect="auto", cmap="RdBu", vmin=-lim, vmax=lim, origin="lower")
     if sig is not None:
-        for li, ci in zip(*np.nonzero(~sig), strict=True):
-            ax.add_patch(
-                plt.Rectangle(
-                    (ci - 0.5, li - 0.5),
-                    1,
-                    1,
-                    facecolor=(1, 1, 1, 0.55),
-                    hatch="///",
-                    edgecolor=(0.6, 0.6, 0.6, 0.6),
-                    linewidth=0,
-                )
-            )
+        hatch(ax, ~sig)
     rotate = xlabel.startswith("position")
     ax.set_xticks(
         range(mean.shape[1]),
