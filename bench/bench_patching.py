@@ -70,7 +70,7 @@ def main() -> None:
     fwd = median_time(lambda: model.hf(clean), warmup=2, repeats=max(args.repeats, 5))
     fast_fn = lambda: activation_patching(model, tp, method="fast", progress=False, control=False)  # noqa: E731
     attr_sites = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "attn.z")
-    attr_fn = lambda: attribution_patching(model, tp, components=attr_sites)  # noqa: E731
+    attr_fn = lambda: attribution_patching(model, tp, components=attr_sites, control=False)  # noqa: E731
     timings = interleaved_times(
         {"interplab fast": fast_fn}, warmup=args.warmup, repeats=args.repeats
     )

@@ -72,6 +72,7 @@ ComponentOpt = Annotated[
     str, typer.Option(help="resid_pre|resid_mid|resid_post|attn_out|mlp_out|attn.z")
 ]
 DirectionOpt = Annotated[str, typer.Option(help="denoise | noise")]
+ControlOpt = Annotated[bool, typer.Option(help="also run the sweep on unrelated control prompts")]
 
 
 def _examples(result: Any, component: str, console: Console) -> None:
@@ -119,9 +120,7 @@ def register(app: typer.Typer) -> None:
         seed: SeedOpt = 0,
         component: ComponentOpt = "resid_pre",
         direction: DirectionOpt = "denoise",
-        control: Annotated[
-            bool, typer.Option(help="also run the sweep on unrelated control prompts")
-        ] = True,
+        control: ControlOpt = True,
         ablations: Annotated[
             str | None,
             typer.Option(
@@ -179,10 +178,12 @@ def register(app: typer.Typer) -> None:
         seed: SeedOpt = 0,
         component: ComponentOpt = "resid_pre",
         direction: DirectionOpt = "denoise",
+        control: ControlOpt = True,
         json: JsonOpt = None,
         plot: PlotOpt = None,
     ) -> None:
-        """Attribution patching: gradient x activation difference, one forward and one backward."""
+        """Attribution patching: gradient x activation difference, one forward and one backward,
+        with the same estimate on unrelated control prompts."""
         from interplab.core.model import load
         from interplab.techniques.attribution import attribution_patching
 
@@ -194,5 +195,6 @@ def register(app: typer.Typer) -> None:
             pairs,
             components=(component,),
             direction=direction,  # type: ignore[arg-type]
+            control=control,
         )
         report(result, "attribute", component, direction, json, plot, console)

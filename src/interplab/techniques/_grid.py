@@ -16,9 +16,9 @@ the first-order estimate for attribution patching).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from interplab.provenance import Provenance, write_json
 from interplab.sites import Component, Dimensions
 from interplab.stats import Summary, summarize
 from interplab.stats.summary import SummaryCorrection
+
+if TYPE_CHECKING:
+    from interplab.techniques.controls import ControlComparison
 
 Direction = Literal["denoise", "noise"]
 Per = Literal["position", "all"]
@@ -216,6 +219,8 @@ class GridResult:
     answers: list[str]
     wrong_answers: list[str]
     provenance: Provenance
+    control: GridResult | None = None
+    """The same sweep on unrelated control prompts (`interplab.techniques.controls`)."""
 
     @property
     def n(self) -> int:
@@ -362,11 +367,41 @@ class GridResult:
         }
         if self.n >= 2:
             d["summary"] = {c: self.summary(c).to_dict() for c in self.components}
+        if self.control is not None:
+            d["control"] = self.control.to_dict()
+            if self.n >= 2 and self.control.n >= 2:
+                d["control_comparison"] = {
+                    c: self.control_comparison(c).to_dict() for c in self.components
+                }
         return d
 
     def to_json(self, path: str | Path) -> Path:
         """Writes the result as JSON, atomically (an interrupt never leaves half a file)."""
         return write_json(path, self.to_dict())
+
+    def control_comparison(self, component: str | None = None) -> ControlComparison:
+        """Returns this sweep's cells beside the control sweep's, in units of each set's gap,
+        marking which task cells are task-specific and which matter on unrelated prompts too."""
+        from interplab.techniques.controls import compare_control
+
+        if self.control is None:
+            raise PatchingError("this sweep ran without a control; pass control=True")
+        return compare_control(self, self.control, self._component(component))
+
+    def control_figure(self, component: str | None = None) -> Any:
+        """Returns the task and control heatmaps side by side, each in units of its own gap."""
+        from interplab.techniques.controls import gap
+        from interplab.viz.patching import side_by_side_figure
+
+        if self.control is None:
+            raise PatchingError("this sweep ran without a control; pass control=True")
+        return side_by_side_figure(
+            {"task prompts": self, "control prompts": self.control},
+            self._component(component),
+            "task vs unrelated control prompts",
+            scale={"task prompts": gap(self), "control prompts": gap(self.control)},
+            unit="mean effect / own gap",
+        )
 
     def figure(
         self, component: str | None = None, *, correction: SummaryCorrection = "holm"
@@ -388,11 +423,15 @@ class GridResult:
         from interplab.viz.patching import grid_heatmap
 
         comp = self._component(component)
-        return [
+        maps = [
             grid_heatmap(
                 self, comp, self.summary(comp, correction=correction) if self.n >= 2 else None
             )
         ]
+        if self.control is not None:
+            m = self.control.heatmaps(comp, correction=correction)[0]
+            maps.append(replace(m, title=f"control prompts (unrelated text): {m.title}"))
+        return maps
 
     def save_plot(self, path: str | Path, component: str | None = None) -> list[Path]:
         """Writes the heatmap of ``component`` as PNG at ``path`` and as interactive HTML beside

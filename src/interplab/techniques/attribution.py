@@ -57,9 +57,13 @@ def attribution_patching(
     direction: Direction = "denoise",
     per: Per = "position",
     metric: MetricName | Metric = "logit_diff",
+    control: bool = True,
+    seed: int = 0,
 ) -> AttributionResult:
     """Returns ``grad · (source - base)`` per example for each cell of each component grid: the
-    linear estimate of `activation_patching`'s effects, from one forward and one backward."""
+    linear estimate of `activation_patching`'s effects, from one forward and one backward. With
+    ``control`` (the default) the same estimate is made on unrelated control prompts (drawn with
+    ``seed``, `interplab.techniques.controls`) and kept as ``result.control``."""
     comps = check_options(components, direction, per, model.dims)
     m = metric if isinstance(metric, Metric) else Metric(metric)
     inputs = prepare(model, pairs)
@@ -105,6 +109,19 @@ def attribution_patching(
             effects[c] = grid.double().numpy()
     clean_m = m(clean_logits, targets).double().numpy()
     corrupt_m = m(corrupt_logits, targets).double().numpy()
+    control_result = None
+    if control:
+        from interplab.techniques.controls import control_pairs
+
+        control_result = attribution_patching(
+            model,
+            control_pairs(model, tp, seed),
+            components=comps,
+            direction=direction,
+            per=per,
+            metric=m,
+            control=False,
+        )
     return AttributionResult(
         technique="attribution_patching",
         components=comps,
@@ -128,9 +145,12 @@ def attribution_patching(
                 "per": per,
                 "metric": m.name,
                 "estimate": "gradient x (source - base), first order",
+                "control": control,
             },
             data_sha256=inputs.data_sha256,
+            seed=seed,
         ),
+        control=control_result,
     )
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import numpy as np
@@ -41,7 +41,6 @@ from interplab.core.interventions import Ablate, AblateMethod, Apply, Interventi
 from interplab.core.model import Model
 from interplab.provenance import Provenance
 from interplab.sites import Site
-from interplab.stats.summary import SummaryCorrection
 from interplab.techniques._grid import (
     Direction,
     GridResult,
@@ -57,7 +56,7 @@ from interplab.techniques._grid import (
 from interplab.techniques.metrics import Metric, MetricName, Targets
 
 if TYPE_CHECKING:
-    from interplab.techniques.controls import ControlComparison
+    pass
 
 Source = Literal["contrast", "zero", "mean", "resample"]
 Method = Literal["auto", "fast", "hooks", "loop"]
@@ -77,52 +76,10 @@ class PatchingResult(GridResult):
     source: Source = "contrast"
     method: str = "hooks"
     note: str = ""
-    control: PatchingResult | None = None
-    """The same sweep on unrelated control prompts (`interplab.techniques.controls`)."""
-
-    def control_comparison(self, component: str | None = None) -> ControlComparison:
-        """Returns this sweep's cells beside the control sweep's, in units of each set's gap,
-        marking the task cells that matter on unrelated prompts too."""
-        from interplab.techniques.controls import compare_control
-
-        if self.control is None:
-            raise PatchingError("this sweep ran without a control; pass control=True")
-        return compare_control(self, self.control, self._component(component))
-
-    def control_figure(self, component: str | None = None) -> Any:
-        """Returns the task and control heatmaps side by side, each in units of its own gap."""
-        from interplab.techniques.controls import gap
-        from interplab.viz.patching import side_by_side_figure
-
-        if self.control is None:
-            raise PatchingError("this sweep ran without a control; pass control=True")
-        return side_by_side_figure(
-            {"task prompts": self, "control prompts": self.control},
-            self._component(component),
-            "task vs unrelated control prompts",
-            scale={"task prompts": gap(self), "control prompts": gap(self.control)},
-            unit="mean effect / own gap",
-        )
-
-    def heatmaps(
-        self, component: str | None = None, *, correction: SummaryCorrection = "holm"
-    ) -> list[Any]:
-        """Returns the interactive heatmap of ``component``, and the control sweep's beside it."""
-        maps = super().heatmaps(component, correction=correction)
-        if self.control is not None:
-            (m,) = self.control.heatmaps(component, correction=correction)
-            maps.append(replace(m, title=f"control prompts (unrelated text): {m.title}"))
-        return maps
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         d["source"], d["method"], d["note"] = self.source, self.method, self.note
-        if self.control is not None:
-            d["control"] = self.control.to_dict()
-            if self.n >= 2 and self.control.n >= 2:
-                d["control_comparison"] = {
-                    c: self.control_comparison(c).to_dict() for c in self.components
-                }
         return d
 
     def patched(self, component: str | None = None) -> np.ndarray:

@@ -171,3 +171,17 @@ def test_an_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch):
         write_json(target, {"new": list(range(100_000))})
     assert target.read_text().replace(" ", "").replace("\n", "") == '{"old":1}'
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_attribution_estimates_its_control_too(llama, tmp_path):
+    from interplab.techniques.attribution import attribution_patching
+
+    r = attribution_patching(llama, _pairs())
+    assert r.control is not None and r.control.effect().shape == r.effect().shape
+    assert r.control.control is None  # the control has no control of its own
+    assert "task-specific" in r.control_comparison().describe() or "survives" in (
+        r.control_comparison().describe()
+    )
+    _, page = r.save_plot(tmp_path / "attr.png")
+    assert page.read_text().count("<h2>") == 2
+    assert attribution_patching(llama, _pairs(), control=False).control is None
