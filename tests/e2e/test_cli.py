@@ -33,6 +33,9 @@ def interrupt_after(marker: str, *args: str, target: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT
+        # ignored; give the CLI the disposition a terminal user's Ctrl-C meets.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout is not None
     for line in proc.stdout:  # the sweep starts once its inputs are chosen
