@@ -111,17 +111,12 @@ def attribution_patching(
     corrupt_m = m(corrupt_logits, targets).double().numpy()
     control_result = None
     if control:
-        from interplab.techniques.controls import control_pairs
+        from interplab.techniques.controls import run_control
 
-        control_result = attribution_patching(
-            model,
-            control_pairs(model, tp, seed),
-            components=comps,
-            direction=direction,
-            per=per,
+        control_result = run_control(
+            attribution_patching, model, tp, seed, components=comps, direction=direction, per=per,
             metric=m,
-            control=False,
-        )
+        )  # fmt: skip
     return AttributionResult(
         technique="attribution_patching",
         components=comps,

@@ -93,6 +93,14 @@ def control_pairs(model: Model, like: TokenPairs, seed: int = 0) -> TokenPairs:
     return TokenPairs(clean[rows, pick], corrupt[rows, pick], answer, wrong, like.mask)
 
 
+def run_control(
+    technique: Any, model: Model, like: TokenPairs, pair_seed: int, **options: Any
+) -> Any:
+    """Returns ``technique`` (a grid sweep such as `activation_patching`) run with ``options`` on
+    control pairs shaped like ``like`` (drawn with ``pair_seed``), without a control of its own."""
+    return technique(model, control_pairs(model, like, pair_seed), control=False, **options)
+
+
 def _windows(model: Model, count: int, length: int, g: torch.Generator) -> Tensor:
     """Returns up to ``count`` windows of ``length`` tokens (at least one per pair plus one)."""
     if model.tokenizer is None:

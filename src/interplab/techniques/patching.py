@@ -191,22 +191,13 @@ def activation_patching(
     used = "fast" if use_fast else ("loop" if method == "loop" else "hooks")
     control_result = None
     if control:
-        from interplab.techniques.controls import control_pairs
+        from interplab.techniques.controls import run_control
 
-        control_result = activation_patching(
-            model,
-            control_pairs(model, tp, seed),
-            components=comps,
-            direction=direction,
-            per=per,
-            metric=m,
-            source=source,
-            seed=seed,
-            method=method,
-            batch_budget_mb=batch_budget_mb,
+        control_result = run_control(
+            activation_patching, model, tp, seed, components=comps, direction=direction, per=per,
+            metric=m, source=source, seed=seed, method=method, batch_budget_mb=batch_budget_mb,
             progress=progress,
-            control=False,
-        )
+        )  # fmt: skip
     shape_base = base_m.double().cpu().numpy()
     effects = {
         c: metric_grids[c].double().cpu().numpy()
