@@ -134,3 +134,16 @@ def tokens(batch: int = 2, length: int = 9, *, seed: int = 0) -> torch.Tensor:
     """Returns random token ids ``[batch, length]`` from a fixed seed."""
     g = torch.Generator().manual_seed(seed)
     return torch.randint(VOCAB, (batch, length), generator=g)
+
+
+def token_pairs(n: int = 3, length: int = 7, seed: int = 0, positions: tuple[int, ...] = (2, 4)):
+    """Returns seeded random `TokenPairs` whose corrupt prompts redraw the tokens at
+    ``positions``, with answers 1..n and wrong answers 11..n+10."""
+    from interplab.techniques._grid import TokenPairs
+
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.randint(VOCAB, (n, length), generator=g)
+    corrupt = clean.clone()
+    for p in positions:
+        corrupt[:, p] = torch.randint(VOCAB, (n,), generator=g)
+    return TokenPairs(clean, corrupt, torch.arange(1, n + 1), torch.arange(11, n + 11))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ JsonOpt = Annotated[
     Path | None,
     typer.Option("--json", help="write the full result (per-example values, provenance) here"),
 ]
+BudgetOpt = Annotated[float, typer.Option("--budget-mb", help="memory budget per batch")]
 PlotOpt = Annotated[
     Path | None,
     typer.Option("--plot", help="write the figure here (PNG, and an interactive .html beside it)"),
@@ -35,3 +36,14 @@ def load_model(model: str, device: str = "cpu", dtype: str = "float32") -> Model
 
     with err.status(f"loading {model}"):
         return load(model, device=device, dtype=dtype)
+
+
+def write_outputs(
+    result: Any, json_path: Path | None, plot: Path | None, *plot_args: Any, out: Console = console
+) -> None:
+    """Writes ``result`` as JSON and its figure (PNG + interactive HTML) where asked, saying so."""
+    if json_path is not None:
+        out.print(f"wrote {result.to_json(json_path)}")
+    if plot is not None:
+        for written in result.save_plot(plot, *plot_args):
+            out.print(f"wrote {written}")

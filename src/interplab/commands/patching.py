@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interplab.commands._options import JsonOpt, PlotOpt
+from interplab.commands._options import BudgetOpt, JsonOpt, PlotOpt, write_outputs
 
 
 def _pairs(model: Any, task: str, n: int, seed: int) -> Any:
@@ -48,6 +48,15 @@ def _same_length(model: Any, dataset: Any, console: Console, n: int) -> Any:
             f"only {len(keep)} pair has {best} tokens; statistics need at least 2: raise --n"
         )
     return dataset.subset(keep) if hasattr(dataset, "subset") else [dataset[i] for i in keep]
+
+
+def load_task(task: str, n: int, seed: int) -> tuple[Console, Any, Any]:
+    """Returns a console, the loaded model and up to ``n`` same-length pairs of ``task``."""
+    from interplab.core.model import load
+
+    console = Console()
+    model = load()
+    return console, model, _same_length(model, _pairs(model, task, n, seed), console, n)
 
 
 def _table(result: Any, component: str, title: str, console: Console) -> None:
@@ -107,11 +116,7 @@ def register(app: typer.Typer) -> None:
         if getattr(result, "control", None) is not None:
             console.print(result.control_comparison(component).describe())
         _examples(result, component, console)
-        if json_path is not None:
-            console.print(f"wrote {result.to_json(json_path)}")
-        if plot is not None:
-            for written in result.save_plot(plot, component):
-                console.print(f"wrote {written}")
+        write_outputs(result, json_path, plot, component, out=console)
 
     @app.command("patch")
     def patch(
@@ -130,19 +135,14 @@ def register(app: typer.Typer) -> None:
         ] = None,
         json: JsonOpt = None,
         plot: PlotOpt = None,
-        budget_mb: Annotated[
-            float, typer.Option("--budget-mb", help="memory budget per batch")
-        ] = 512.0,
+        budget_mb: BudgetOpt = 512.0,
     ) -> None:
         """Activation patching: the exact effect of every cell, with CIs, Holm correction and a
         control sweep on unrelated prompts."""
-        from interplab.core.model import load
         from interplab.techniques.controls import compare_ablations
         from interplab.techniques.patching import activation_patching
 
-        console = Console()
-        model = load()
-        pairs = _same_length(model, _pairs(model, task, n, seed), console, n)
+        console, model, pairs = load_task(task, n, seed)
         if ablations is not None:
             comparison = compare_ablations(
                 model,
@@ -154,11 +154,7 @@ def register(app: typer.Typer) -> None:
             for method, r in comparison.results.items():
                 _table(r, component, f"{method} ablation: strongest {component} cells", console)
             console.print(comparison.describe())
-            if json is not None:
-                console.print(f"wrote {comparison.to_json(json)}")
-            if plot is not None:
-                for written in comparison.save_plot(plot, component):
-                    console.print(f"wrote {written}")
+            write_outputs(comparison, json, plot, component, out=console)
             return
         result = activation_patching(
             model,
@@ -184,12 +180,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Attribution patching: gradient x activation difference, one forward and one backward,
         with the same estimate on unrelated control prompts."""
-        from interplab.core.model import load
         from interplab.techniques.attribution import attribution_patching
 
-        console = Console()
-        model = load()
-        pairs = _same_length(model, _pairs(model, task, n, seed), console, n)
+        console, model, pairs = load_task(task, n, seed)
         result = attribution_patching(
             model,
             pairs,

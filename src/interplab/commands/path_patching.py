@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from interplab.commands._options import JsonOpt, PlotOpt
-from interplab.commands.patching import NOpt, SeedOpt, TaskOpt, _pairs, _same_length, _table
+from interplab.commands._options import BudgetOpt, JsonOpt, PlotOpt, write_outputs
+from interplab.commands.patching import NOpt, SeedOpt, TaskOpt, _table, load_task
 
 
 def register(app: typer.Typer) -> None:
@@ -29,19 +28,14 @@ def register(app: typer.Typer) -> None:
         freeze_mlps: Annotated[
             bool, typer.Option("--freeze-mlps", help="freeze MLPs too (direct paths only)")
         ] = False,
-        budget_mb: Annotated[
-            float, typer.Option("--budget-mb", help="memory budget per batch")
-        ] = 512.0,
+        budget_mb: BudgetOpt = 512.0,
         json: JsonOpt = None,
         plot: PlotOpt = None,
     ) -> None:
         """Path patching: each sender's effect on the logits or on chosen heads' q/k/v inputs."""
-        from interplab.core.model import load
         from interplab.techniques.path_patching import SENDER_SETS, path_patching
 
-        console = Console()
-        model = load()
-        pairs = _same_length(model, _pairs(model, task, n, seed), console, n)
+        console, model, pairs = load_task(task, n, seed)
         sender_spec = senders if senders in SENDER_SETS else _split(senders)
         result = path_patching(
             model,
@@ -61,13 +55,11 @@ def register(app: typer.Typer) -> None:
         for comp in result.components:
             _table(result, comp, f"path patching: strongest {comp} senders", console)
             console.print(result.summary(comp).describe())
-        if json is not None:
-            console.print(f"wrote {result.to_json(json)}")
+        write_outputs(result, json, None, out=console)
         if plot is not None:
             for comp in result.components:
                 path = plot if len(result.components) == 1 else _suffixed(plot, comp)
-                for written in result.save_plot(path, comp):
-                    console.print(f"wrote {written}")
+                write_outputs(result, None, path, comp, out=console)
 
 
 def _split(text: str) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from interplab.commands._options import JsonOpt, PlotOpt
+from interplab.commands._options import BudgetOpt, JsonOpt, PlotOpt, write_outputs
 
 
 def _factual(model: Any, n: int, seed: int, console: Console) -> Any:
@@ -50,9 +50,7 @@ def register(app: typer.Typer) -> None:
         noise: Annotated[float, typer.Option(help="noise std in units of σ (embedding std)")] = 3.0,
         samples: Annotated[int, typer.Option(help="noise samples per prompt")] = 10,
         window: Annotated[int, typer.Option(help="layers restored per attn/mlp cell")] = 10,
-        budget_mb: Annotated[
-            float, typer.Option("--budget-mb", help="memory budget per batch")
-        ] = 512.0,
+        budget_mb: BudgetOpt = 512.0,
         json: JsonOpt = None,
         plot: PlotOpt = None,
     ) -> None:
@@ -97,9 +95,4 @@ def register(app: typer.Typer) -> None:
                     f"{c}: strongest cell L{layer} @ {pos} {result.tokens[0][pos]!r}: "
                     f"{e[layer, pos]:+.3f} (one prompt: no CI)"
                 )
-        if json is not None:
-            console.print(f"wrote {result.to_json(json)}")
-        if plot is not None:
-            example = 0 if result.n == 1 else None
-            for path in result.save_plot(plot, example):
-                console.print(f"wrote {path}")
+        write_outputs(result, json, plot, 0 if result.n == 1 else None, out=console)

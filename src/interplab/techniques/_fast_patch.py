@@ -96,7 +96,7 @@ def sweep(
     progress: bool,
 ) -> dict[str, Tensor]:
     """Returns the patched metric ``[n, layer, (head), (pos)]`` of every cell of each component."""
-    from interplab.techniques.patching import progress_bar
+    from interplab.techniques._progress import progress_bar
 
     d = model.dims
     n, length = base_ids.shape

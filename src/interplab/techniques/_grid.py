@@ -111,8 +111,21 @@ class Inputs:
     data_sha256: str
 
 
-def prepare(model: Model, pairs: PairsLike) -> Inputs:
-    """Returns tokenised, checked inputs; raises naming the first misaligned pair."""
+def prepare(model: Model, pairs: PairsLike, per: str = "all") -> Inputs:
+    """Returns tokenised, checked inputs; raises naming the first misaligned pair, or, with
+    ``per="position"``, when prompts differ in length (a position must mean one token)."""
+    inputs = _prepare(model, pairs)
+    lengths = sorted(set(inputs.pairs.lengths.tolist()))
+    if per == "position" and len(lengths) > 1:
+        raise PatchingError(
+            f"per='position' needs every prompt to have the same token length so that a position "
+            f"means the same token in every example; these have lengths {lengths}. Use pairs "
+            "from one template, or per='all'"
+        )
+    return inputs
+
+
+def _prepare(model: Model, pairs: PairsLike) -> Inputs:
     from interplab.provenance import data_hash
 
     if isinstance(pairs, TokenPairs):

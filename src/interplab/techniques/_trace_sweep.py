@@ -72,7 +72,7 @@ def _sweep(
     budget_mb: float,
     progress: bool,
 ) -> _Sweep:
-    from interplab.techniques.patching import progress_bar
+    from interplab.techniques._progress import progress_bar
 
     n_layers, n = model.dims.n_layers, len(inputs.ids)
     samples = noises[0].shape[0]

@@ -66,13 +66,8 @@ def attribution_patching(
     ``seed``, `interplab.techniques.controls`) and kept as ``result.control``."""
     comps = check_options(components, direction, per, model.dims)
     m = metric if isinstance(metric, Metric) else Metric(metric)
-    inputs = prepare(model, pairs)
+    inputs = prepare(model, pairs, per)
     tp = inputs.pairs
-    if per == "position" and len(set(tp.lengths.tolist())) > 1:
-        raise PatchingError(
-            "per='position' needs every prompt to have the same token length; use pairs from "
-            "one template, or per='all'"
-        )
     d = model.dims
     n, length = tp.clean.shape
     sites = [Site(layer, c) for c in comps for layer in range(d.n_layers)]  # type: ignore[arg-type]

@@ -28,7 +28,6 @@ the fast path where it applies, else the packed hook path, and says why.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
@@ -53,6 +52,7 @@ from interplab.techniques._grid import (
     grid_shape,
     prepare,
 )
+from interplab.techniques._progress import progress_bar
 from interplab.techniques.metrics import Metric, MetricName, Targets
 
 if TYPE_CHECKING:
@@ -128,14 +128,8 @@ def activation_patching(
     if batch_budget_mb <= 0:
         raise PatchingError(f"batch_budget_mb must be positive, got {batch_budget_mb}")
     m = metric if isinstance(metric, Metric) else Metric(metric)
-    inputs = prepare(model, pairs)
+    inputs = prepare(model, pairs, per)
     tp = inputs.pairs
-    if per == "position" and len(set(tp.lengths.tolist())) > 1:
-        raise PatchingError(
-            f"per='position' needs every prompt to have the same token length so that a position "
-            f"means the same token in every example; these have lengths "
-            f"{sorted(set(tp.lengths.tolist()))}. Use pairs from one template, or per='all'"
-        )
     base_ids, source_ids = (
         (tp.corrupt, tp.clean) if direction == "denoise" else (tp.clean, tp.corrupt)
     )
@@ -310,25 +304,6 @@ def cells(
                 yield idx, layer, h, p
 
 
-@contextlib.contextmanager
-def progress_bar(total: int, description: str, enabled: bool) -> Iterator[object]:
-    """Yields an ``advance(k)`` callable over a rich progress bar (a no-op when disabled)."""
-    if not enabled:
-        yield lambda k=1: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda k=1: bar.advance(task, k)
-
-
 def _packed_sweep(
     model: Model,
     base_ids: Tensor,
@@ -365,7 +340,7 @@ def _packed_sweep(
             out = metric(logits, targets, torch.arange(n).repeat(k)).view(k, n)
             for j, (c, idx, *_) in enumerate(chunk):
                 grids[c][(slice(None), *idx)] = out[j]
-            advance(k)  # type: ignore[operator]
+            advance(k)
     return grids
 
 
@@ -429,5 +404,5 @@ def _loop_sweep(
                 with model.intervene([iv]):
                     logits = _answer_logits(model, base_ids, tp.mask, answer_pos)
                 grids[c][(slice(None), *idx)] = metric(logits, targets)
-                advance(1)  # type: ignore[operator]
+                advance(1)
     return grids

@@ -121,7 +121,7 @@ def path_patching(
     inputs = prepare(model, pairs)
     tp = inputs.pairs
     from interplab.techniques import _fast_patch
-    from interplab.techniques.patching import progress_bar
+    from interplab.techniques._progress import progress_bar
 
     reason = _fast_patch.unsupported(model, tp)
     if method == "fast" and reason:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from interplab.techniques._grid import PatchingError, TokenPairs
@@ -14,18 +13,12 @@ from interplab.techniques.attribution import attribution_patching, compare_with_
 from interplab.techniques.metrics import Metric, MetricError, normalised_recovery
 from interplab.techniques.patching import FAST_TOLERANCE, activation_patching
 
-from helpers import tiny_model
+from helpers import tiny_model, token_pairs
 
 ALL = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "attn.z")
 
 
-def _pairs(n: int = 3, length: int = 7, seed: int = 0) -> TokenPairs:
-    g = torch.Generator().manual_seed(seed)
-    clean = torch.randint(256, (n, length), generator=g)
-    corrupt = clean.clone()
-    corrupt[:, 2] = torch.randint(256, (n,), generator=g)
-    corrupt[:, 4] = torch.randint(256, (n,), generator=g)
-    return TokenPairs(clean, corrupt, torch.arange(1, n + 1), torch.arange(11, n + 11))
+_pairs = token_pairs
 
 
 @pytest.fixture(scope="module")

@@ -17,18 +17,12 @@ from interplab.techniques._grid import PatchingError, TokenPairs
 from interplab.techniques.patching import activation_patching
 from interplab.techniques.path_patching import path_patching
 
-from helpers import tiny_model
+from helpers import tiny_model, token_pairs
 
 RECEIVERS = ["L2.attn.q.h1", "L3.attn.v.h0", "L3.attn.k.h3"]
 
 
-def _pairs(n: int = 3, length: int = 7, seed: int = 0) -> TokenPairs:
-    g = torch.Generator().manual_seed(seed)
-    clean = torch.randint(256, (n, length), generator=g)
-    corrupt = clean.clone()
-    corrupt[:, 2] = torch.randint(256, (n,), generator=g)
-    corrupt[:, 4] = torch.randint(256, (n,), generator=g)
-    return TokenPairs(clean, corrupt, torch.arange(1, n + 1), torch.arange(11, n + 11))
+_pairs = token_pairs
 
 
 @pytest.fixture(scope="module")
