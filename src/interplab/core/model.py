@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from interplab.core.cache import Cache
 from interplab.core.hooks import HookSession
 from interplab.core.interventions import Ablate, Intervention, InterventionError
+from interplab.core.partial import BaseRun, Partial, base_run, partial_support, unembed
+from interplab.core.weights import Weights
 from interplab.models.adapter import Adapter
 from interplab.models.load import DEFAULT_MODEL, ModelInfo, load_hf
 from interplab.sites import Dimensions, Site, SiteLike, check_site
@@ -26,19 +28,71 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class Tokens:
-    """Token ids and attention mask of a (right-padded) batch, and each row's real length."""
+    """Token ids ``[batch, pos]`` and attention mask of a batch, padded on the left or the right.
+
+    Positions in interventions index the padded tensor; `index` resolves a position per row (0 is
+    each row's first real token, -1 its last), so the same number means the same token in every
+    row whichever side was padded.
+    """
 
     ids: Tensor
     mask: Tensor
+
+    def __post_init__(self) -> None:
+        if self.ids.shape != self.mask.shape:
+            raise InputError(
+                f"token ids {tuple(self.ids.shape)} and attention mask {tuple(self.mask.shape)} "
+                "must have the same shape"
+            )
+        if self.ids.ndim != 2:
+            raise InputError(f"token ids must be [batch, pos], got shape {tuple(self.ids.shape)}")
+        if bool((self.mask.sum(1) == 0).any()):
+            raise InputError("a row of the attention mask is all zeros: every prompt needs a token")
 
     @property
     def lengths(self) -> Tensor:
         return self.mask.sum(1)
 
     @property
+    def padded(self) -> bool:
+        return bool((self.mask == 0).any())
+
+    @property
+    def padding_side(self) -> str:
+        """``'left'`` if any row starts with padding, else ``'right'`` (also for no padding)."""
+        return "left" if bool((self.mask[:, 0] == 0).any()) else "right"
+
+    @property
+    def starts(self) -> Tensor:
+        """Index of each row's first real token (0 unless left-padded)."""
+        return (
+            self.mask.shape[1] - self.lengths
+            if self.padding_side == "left"
+            else torch.zeros_like(self.lengths)
+        )
+
+    @property
     def last(self) -> Tensor:
         """Index of each row's last real token."""
-        return self.lengths - 1
+        return self.starts + self.lengths - 1
+
+    @property
+    def position_ids(self) -> Tensor:
+        """Each token's position within its own row (padding counts as position 0)."""
+        return (self.mask.long().cumsum(1) - 1).clamp(min=0)
+
+    def index(self, position: int) -> Tensor:
+        """Returns ``[batch]`` indices into the padded tensor of ``position`` in each row (0: the
+        first real token, -1: the last), with a clear error if a row is too short."""
+        lengths = self.lengths
+        if (position >= 0 and bool((position >= lengths).any())) or (
+            position < 0 and bool((-position > lengths).any())
+        ):
+            raise InputError(
+                f"position {position} is outside a row of {int(lengths.min())} tokens; valid "
+                f"positions for every row are {-int(lengths.min())}..{int(lengths.min()) - 1}"
+            )
+        return self.starts + (position if position >= 0 else lengths + position)
 
 
 @dataclass(frozen=True)
@@ -48,6 +102,14 @@ class Run:
     logits: Tensor
     cache: Cache
     tokens: Tokens
+
+    def at(self, site: SiteLike | None = None, position: int = -1) -> Tensor:
+        """Returns ``[batch, ...]``: the logits (no site) or a captured site at ``position`` of
+        each row, resolved per row (-1: each row's last real token, whatever the padding)."""
+        rows = torch.arange(self.tokens.ids.shape[0], device=self.tokens.ids.device)
+        index = self.tokens.index(position)
+        values = self.logits if site is None else self.cache[site]
+        return values[rows, index]
 
 
 @dataclass(frozen=True)
@@ -88,8 +150,47 @@ class Model:
 
     # -- tokens ----------------------------------------------------------------------------
 
-    def tokenize(self, inputs: Inputs) -> Tokens:
-        """Returns token ids and mask: strings are tokenised as HF does, right-padded; tensors pass."""
+    @property
+    def weights(self) -> Weights:
+        """The model's weights as views in one orientation (`interplab.core.weights`)."""
+        return Weights(self.hf, self.adapter)
+
+    @property
+    def family(self) -> str:
+        """The adapter family (``llama``, ``qwen3``, ``gemma3``, ``gpt2``, ``neox``)."""
+        return self.adapter.family
+
+    @property
+    def parallel_residual(self) -> bool:
+        """Whether attention and MLP read the same residual (Pythia): no resid_mid then."""
+        return self.adapter.mlp_in is None or self.adapter.parallel_residual(self.hf.config)
+
+    def copy(self) -> Model:
+        """Returns a Model on a deep copy of the weights (for weight edits that must not leak)."""
+        import copy
+
+        return Model(copy.deepcopy(self.hf), self.tokenizer, self.adapter, self.info)
+
+    def embed(self, ids: Tensor) -> Tensor:
+        """Returns the token embeddings ``[batch, pos, d_model]`` of ``ids`` (the embedding module's
+        output, before any scaling or positions the model adds before block 0)."""
+        return self.weights.embedding(ids.to(self.device))
+
+    def tokens(self, ids: Tensor, mask: Tensor | None = None) -> Tokens:
+        """Returns a token batch from ids ``[batch, pos]`` and an optional attention mask (1 for
+        real tokens, 0 for padding on either side)."""
+        t = self.tokenize(ids)
+        if mask is None:
+            return t
+        return Tokens(t.ids, mask.to(self.device, torch.long))
+
+    def tokenize(self, inputs: Inputs | Tokens, *, padding_side: str = "right") -> Tokens:
+        """Returns token ids and mask: strings are tokenised as HF does and padded on
+        ``padding_side``; tensors are taken as unpadded ids; `Tokens` pass through."""
+        if isinstance(inputs, Tokens):
+            return Tokens(inputs.ids.to(self.device), inputs.mask.to(self.device))
+        if padding_side not in ("left", "right"):
+            raise InputError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         if isinstance(inputs, Tensor):
             ids = inputs[None] if inputs.ndim == 1 else inputs
             if ids.ndim != 2 or ids.dtype not in (torch.int64, torch.int32):
@@ -117,8 +218,9 @@ class Model:
         ids = torch.full((len(enc), width), pad, dtype=torch.long)
         mask = torch.zeros((len(enc), width), dtype=torch.long)
         for i, e in enumerate(enc):
-            ids[i, : len(e)] = torch.tensor(e, dtype=torch.long)
-            mask[i, : len(e)] = 1
+            row = slice(width - len(e), width) if padding_side == "left" else slice(0, len(e))
+            ids[i, row] = torch.tensor(e, dtype=torch.long)
+            mask[i, row] = 1
         return Tokens(ids.to(self.device), mask.to(self.device))
 
     def to_str_tokens(self, inputs: str | Tensor) -> list[str]:
@@ -141,7 +243,7 @@ class Model:
 
     # -- forward ---------------------------------------------------------------------------
 
-    def forward(self, inputs: Inputs, *, grad: bool = False) -> Tensor:
+    def forward(self, inputs: Inputs | Tokens, *, grad: bool = False) -> Tensor:
         """Returns the logits ``[batch, pos, vocab]``, exactly HF's (hooks active in a capture apply)."""
         tokens = self.tokenize(inputs)
         return self._forward(tokens, grad=grad)
@@ -149,14 +251,48 @@ class Model:
     __call__ = forward
 
     def _forward(self, tokens: Tokens, *, grad: bool) -> Tensor:
-        padded = bool((tokens.mask == 0).any())
+        padded = tokens.padded
         with torch.set_grad_enabled(grad):
             out = self.hf(
                 input_ids=tokens.ids,
                 attention_mask=tokens.mask if padded else None,
+                # Left padding shifts every real token; positions count real tokens only, so a
+                # padded row computes what it would alone.
+                position_ids=tokens.position_ids if padded else None,
                 use_cache=False,
             )
         return out.logits
+
+    # -- partial forwards (the exact fast paths) ----------------------------------------------
+
+    def partial_support(self, tokens: Tokens | None = None) -> str | None:
+        """Returns why this model (and batch) cannot run partial forwards, or None if it can."""
+        return partial_support(self, tokens)
+
+    def supports_partial(self, tokens: Tokens | None = None) -> bool:
+        """Whether `base_run` and `partial` work on this model (and batch)."""
+        return partial_support(self, tokens) is None
+
+    def base_run(
+        self,
+        inputs: Inputs | Tokens,
+        *,
+        capture: Sequence[SiteLike] = (),
+        interventions: Sequence[Intervention] = (),
+    ) -> BaseRun:
+        """Returns one forward kept for partial re-runs: residuals entering every layer, keys and
+        values, logits and ``capture`` (`interplab.core.partial`)."""
+        return base_run(self, self.tokenize(inputs), list(capture), self._resolve(interventions))
+
+    def partial(self, start: int, length: int, base: BaseRun | None = None) -> Partial:
+        """Returns a runner of HF's decoder layers on positions ``start..length-1`` over the
+        ``base`` run's cached keys and values (`interplab.core.partial`)."""
+        return Partial(self, start, length, base)
+
+    def unembed(self, resid: Tensor, columns: Tensor | None = None) -> Tensor:
+        """Returns logits of final residuals ``[..., d_model]`` (final norm, then unembedding);
+        with ``columns`` ``[rows, k]``, only those logits of each row of ``resid`` ``[rows, d]``."""
+        return unembed(self, resid, columns)
 
     def sites(self, sites: Sequence[SiteLike] | SiteLike) -> list[Site]:
         """Returns the given sites parsed and checked against this model."""
@@ -193,7 +329,7 @@ class Model:
 
     def run(
         self,
-        inputs: Inputs,
+        inputs: Inputs | Tokens,
         *,
         capture: Sequence[SiteLike] | SiteLike = (),
         interventions: Sequence[Intervention] = (),

@@ -68,9 +68,15 @@ class Adapter:
     mlp_pre: str  # its output is mlp.pre
     mlp_post: str  # its input is mlp.post (the neurons)
     norm: NormKind  # the final norm's kind, for linearising it in direct logit attribution
+    mlp_up: str | None = None  # a gated MLP's up projection (its output times act(mlp.pre))
     attn_out_norm: str | None = None  # a norm between o_proj and the residual (Gemma 3)
+    mlp_out_norm: str | None = None  # a norm between the down projection and the residual
     o_weight_transposed: bool = False  # Conv1D stores [in, out] (GPT-2)
     parallel_residual: Callable[[Any], bool] = lambda config: False
+    # Weights from the CausalLM root; weights of blocks are the projections named above.
+    embed: str = "model.embed_tokens"  # the token embedding module
+    rotary: str | None = None  # the rotary-embedding module (None: learned positions)
+    partial: bool = False  # decoder layers take (hidden, position_embeddings, mask, KV cache)
 
     def block(self, hf: nn.Module, layer: int) -> nn.Module:
         """Returns the HF module of block ``layer``."""

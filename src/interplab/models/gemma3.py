@@ -35,4 +35,8 @@ GEMMA3 = Adapter(
     mlp_post="mlp.down_proj",
     norm="rms_plus_one",
     attn_out_norm="post_attention_layernorm",
+    mlp_out_norm="post_feedforward_layernorm",
+    mlp_up="mlp.up_proj",
+    embed="model.embed_tokens",
+    rotary="model.rotary_emb",
 )

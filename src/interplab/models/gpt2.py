@@ -44,4 +44,5 @@ GPT2 = Adapter(
     mlp_post="mlp.c_proj",
     norm="layer",
     o_weight_transposed=True,
+    embed="transformer.wte",
 )

@@ -40,6 +40,10 @@ LLAMA = Adapter(
     mlp_pre="mlp.gate_proj",
     mlp_post="mlp.down_proj",
     norm="rms",
+    mlp_up="mlp.up_proj",
+    embed="model.embed_tokens",
+    rotary="model.rotary_emb",
+    partial=True,
 )
 
 # Qwen3 normalises q and k per head after the projection; read them there, as for Gemma 3.

@@ -54,4 +54,6 @@ NEOX = Adapter(
     mlp_post="mlp.dense_4h_to_h",
     norm="layer",
     parallel_residual=_parallel_residual,
+    embed="gpt_neox.embed_in",
+    rotary="gpt_neox.rotary_emb",
 )

@@ -16,15 +16,12 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from interplab.provenance import write_text
-
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 _CELL_W, _CELL_H = 34, 14
 _LEFT, _TOP, _BOTTOM = 70, 30, 110
@@ -169,16 +166,14 @@ def page(maps: Heatmap | Sequence[Heatmap], title: str) -> str:
     )
 
 
-def save_plot(
-    fig: Figure, path: str | Path, maps: Heatmap | Sequence[Heatmap], title: str
-) -> list[Path]:
-    """Saves the figure as PNG at ``path`` and the interactive page beside it (``.html``);
-    returns both paths."""
-    from interplab.viz.figures import save
+def fragment(maps: Sequence[Heatmap]) -> str:
+    """Returns the heatmaps as an HTML fragment (SVG with hover text in each cell's title), for
+    a notebook cell or a page that already has its own scripts."""
+    parts = []
+    for i, m in enumerate(maps):
+        svg = _svg(m, 1000 + i)
+        parts.append(f"<h4>{html.escape(m.title)}</h4>{svg}")
+    return "<div class='interplab-heatmaps'>" + "".join(parts) + "</div>"
 
-    png = Path(path)
-    if png.suffix.lower() != ".png":
-        png = png.with_suffix(png.suffix + ".png") if png.suffix else png.with_suffix(".png")
-    written = [save(fig, png)]
-    written.append(write_text(png.with_suffix(".html"), page(maps, title)))
-    return written
+
+__all__ = ["Heatmap", "fragment", "page"]
