@@ -192,27 +192,31 @@ _register_command_groups()
 
 
 def main() -> None:
-    """Entry point: user errors print one clear line and exit 2, not a traceback."""
-    from interplab.core.interventions import InterventionError
-    from interplab.core.model import InputError
-    from interplab.models import ModelNotFoundError, UnsupportedArchitectureError
-    from interplab.sites import SiteError
+    """Entry point: the library's own input errors print one clear line and exit 2; anything else
+    is a bug and keeps its traceback."""
+    from interplab.errors import UserError
 
     try:
-        app()
-    except (
-        InputError,
-        SiteError,
-        InterventionError,
-        ModelNotFoundError,
-        UnsupportedArchitectureError,
-        ValueError,
-    ) as e:
+        code = app(standalone_mode=False)
+    except UserError as e:
         err.print(f"[bold red]error:[/] {e}")
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted; nothing was left half-written")
         sys.exit(130)
+    except Exception as e:
+        # The parser's own exceptions (usage errors, --help's exit, Ctrl-C turned into Abort)
+        # come from typer's vendored click; they are recognised by what they can do.
+        if type(e).__name__ == "Abort":
+            err.print("interrupted; nothing was left half-written")
+            sys.exit(130)
+        if hasattr(e, "exit_code"):
+            show = getattr(e, "show", None)
+            if callable(show):
+                show()
+            sys.exit(int(e.exit_code))  # type: ignore[attr-defined]
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from interplab.errors import UserError
 from interplab.sites import Site
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """An option value that is not valid; the message lists what is."""
 
 

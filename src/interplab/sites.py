@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from interplab.errors import UserError
+
 Component = Literal[
     "embed",
     "resid_pre",
@@ -54,7 +56,7 @@ LAYER_COMPONENTS: tuple[Component, ...] = tuple(c for c in COMPONENTS if c not i
 _SITE_RE = re.compile(r"^L(?P<layer>-?\d+)\.(?P<component>[a-z_.]+?)(?:\.h(?P<head>-?\d+))?$")
 
 
-class SiteError(ValueError):
+class SiteError(UserError):
     """A site string or value that does not name an activation of this model."""
 
 

@@ -38,12 +38,49 @@ def load_model(model: str, device: str = "cpu", dtype: str = "float32") -> Model
         return load(model, device=device, dtype=dtype)
 
 
+def check_outputs(json_path: Path | None = None, plot: Path | None = None) -> Path | None:
+    """Checks, before any compute, that the output files can be written: a figure format we write,
+    and folders that exist (or can be made) and accept files. Returns the figure path as it will
+    be written (``.png`` added when it has no suffix)."""
+    from interplab.viz.render import check_plot_path
+
+    target = None if plot is None else check_plot_path(plot)
+    for p in (json_path, target):
+        if p is not None:
+            check_writable(p)
+    return target
+
+
+def check_writable(path: Path) -> None:
+    """Raises UserError unless a file can be created at ``path`` (its folder is made if missing)."""
+    from interplab.errors import UserError
+
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name such as {path / 'result.json'}")
+    parent = path.parent
+    for up in [parent, *parent.parents]:
+        if up.exists():
+            if not up.is_dir():
+                raise UserError(f"cannot write {path}: {up} is a file, not a folder")
+            break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".{path.name}.check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 def write_outputs(
-    result: Any, json_path: Path | None, plot: Path | None, *plot_args: Any, out: Console = console
+    result: Any, json_path: Path | None, plot: Path | None, out: Console = console, **options: Any
 ) -> None:
-    """Writes ``result`` as JSON and its figure (PNG + interactive HTML) where asked, saying so."""
+    """Writes ``result`` as JSON and its figure (and, for grids, the interactive page) where
+    asked, saying what was written."""
+    from interplab import viz
+
     if json_path is not None:
         out.print(f"wrote {result.to_json(json_path)}")
     if plot is not None:
-        for written in result.save_plot(plot, *plot_args):
+        for written in viz.save(result, plot, **options):
             out.print(f"wrote {written}")

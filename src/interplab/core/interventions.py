@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from interplab.errors import UserError
 from interplab.sites import PER_HEAD, Site, SiteError, SiteLike
 
 Positions = int | Sequence[int] | slice | None
@@ -33,7 +34,7 @@ Heads = int | Sequence[int] | None
 AblateMethod = Literal["zero", "mean", "resample"]
 
 
-class InterventionError(ValueError):
+class InterventionError(UserError):
     """An intervention that cannot apply to the run it was given."""
 
 

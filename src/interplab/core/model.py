@@ -15,6 +15,7 @@ from interplab.core.hooks import HookSession
 from interplab.core.interventions import Ablate, Intervention, InterventionError
 from interplab.core.partial import BaseRun, Partial, base_run, partial_support, unembed
 from interplab.core.weights import Weights
+from interplab.errors import UserError
 from interplab.models.adapter import Adapter
 from interplab.models.load import DEFAULT_MODEL, ModelInfo, load_hf
 from interplab.sites import Dimensions, Site, SiteLike, check_site
@@ -22,7 +23,7 @@ from interplab.sites import Dimensions, Site, SiteLike, check_site
 Inputs = str | Sequence[str] | Tensor
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """Prompts or tokens that cannot be run."""
 
 

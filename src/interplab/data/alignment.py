@@ -22,13 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from interplab.errors import UserError
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from interplab.data.pairs import ContrastPair
 
 
-class AlignmentError(ValueError):
+class AlignmentError(UserError):
     """Raised when a pair's prompts tokenise to different lengths or an answer is multi-token."""
 
 

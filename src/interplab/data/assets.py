@@ -35,6 +35,7 @@ from typing import Any, Literal, get_args
 
 from interplab.data.cache import atomic_write_text, data_cache_dir, sha256_file
 from interplab.data.wikitext import wikitext_to_paragraphs
+from interplab.errors import UserFileError
 
 AssetName = Literal["wiki", "lee_background", "lee", "polarity", "questions_words"]
 LeePart = Literal["background", "test", "all"]
@@ -53,7 +54,7 @@ _CAPITAL_SECTIONS = ("capital-common-countries", "capital-world")
 _FORMAT_VERSION = 1
 
 
-class AssetNotFoundError(FileNotFoundError):
+class AssetNotFoundError(UserFileError):
     """Raised when the gensim wheel, or one of its test-data files, is not installed."""
 
 

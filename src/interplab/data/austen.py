@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from interplab.data.cache import atomic_write_text, data_cache_dir, sha256_file
+from interplab.errors import UserFileError
 
 AUSTEN_DIR_ENV_VAR = "INTERPLAB_AUSTEN_DIR"
 AUSTEN_BOOKS: dict[str, str] = {
@@ -56,7 +57,7 @@ _SETUP = (
 )
 
 
-class AustenNotFoundError(FileNotFoundError):
+class AustenNotFoundError(UserFileError):
     """Raised when the janeaustenr R package (or the `rdata` reader) is not available."""
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from interplab.data.assets import capital_pairs, polarity_sentences
+from interplab.errors import UserError
 
 TRUTH_PHRASINGS: tuple[str, ...] = (
     "The capital of {country} is {capital}.",
@@ -41,7 +42,7 @@ TRUTH_PHRASINGS: tuple[str, ...] = (
 _BOOL = ("false", "true")
 
 
-class LabelledFileError(ValueError):
+class LabelledFileError(UserError):
     """Raised when a labelled-data file is malformed; the message names the row and column."""
 
 

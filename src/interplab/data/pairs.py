@@ -30,13 +30,14 @@ from types import MappingProxyType
 from typing import Any
 
 from interplab.data.cache import atomic_write_text
+from interplab.errors import UserError
 
 PAIR_COLUMNS = ("clean", "corrupt", "answer", "wrong_answer")
 _HEADER_KEY = "interplab_pair_dataset"
 _HEADER_VERSION = 1
 
 
-class PairFileError(ValueError):
+class PairFileError(UserError):
     """Raised when a pairs file is malformed; the message names the file, row and column."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from interplab.errors import UserError
 from interplab.models.adapter import Adapter
 from interplab.models.registry import adapter_for
 
@@ -59,7 +60,7 @@ class Loaded:
     info: ModelInfo
 
 
-class ModelNotFoundError(ValueError):
+class ModelNotFoundError(UserError):
     """A model name or path that cannot be loaded on this machine."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from interplab.errors import UserError
 from interplab.models.adapter import Adapter
 from interplab.models.gemma3 import GEMMA3
 from interplab.models.gpt2 import GPT2
@@ -13,7 +14,7 @@ from interplab.models.neox import NEOX
 ADAPTERS: tuple[Adapter, ...] = (LLAMA, QWEN3, GPT2, NEOX, GEMMA3)
 
 
-class UnsupportedArchitectureError(ValueError):
+class UnsupportedArchitectureError(UserError):
     """A model whose architecture no adapter describes."""
 
 

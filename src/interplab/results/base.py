@@ -29,6 +29,7 @@ from typing import Any, ClassVar, TypeVar, get_args, get_origin, get_type_hints
 
 import numpy as np
 
+from interplab.errors import UserError
 from interplab.provenance import Provenance, write_text
 from interplab.sites import Site
 
@@ -37,7 +38,7 @@ R = TypeVar("R", bound="Result")
 _REGISTRY: dict[str, type[Result]] = {}
 
 
-class ResultError(ValueError):
+class ResultError(UserError):
     """A result file or dict that cannot be read: wrong technique, missing or malformed fields."""
 
 

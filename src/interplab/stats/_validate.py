@@ -19,6 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from interplab.errors import UserError
+
+
+class StatsInputError(UserError):
+    """Data or options a statistic cannot use (too few examples, a bad level); says what is valid."""
+
 
 @dataclass(frozen=True)
 class CellBlock:
@@ -47,22 +53,24 @@ def as_cell_block(values: object, name: str = "values", min_examples: int = 1) -
     """Return `values` as a `CellBlock`, raising a ValueError that says what was wrong."""
     array = as_float_array(values, name)
     if array.ndim == 0:
-        raise ValueError(
+        raise StatsInputError(
             f"{name} must have an example axis first: shape [n_examples] or "
             f"[n_examples, *cells], got a scalar."
         )
     n = array.shape[0]
     if n < min_examples:
-        raise ValueError(
+        raise StatsInputError(
             f"{name} needs at least {min_examples} example(s) along axis 0 (the example axis), "
             f"got {n}."
         )
     cell_shape = tuple(int(s) for s in array.shape[1:])
     flat = array.reshape(n, -1)
     if flat.shape[1] == 0:
-        raise ValueError(f"{name} has no cells: shape {array.shape} has a zero-length cell axis.")
+        raise StatsInputError(
+            f"{name} has no cells: shape {array.shape} has a zero-length cell axis."
+        )
     if np.isinf(flat).any():
-        raise ValueError(f"{name} contains infinite values; statistics need finite numbers.")
+        raise StatsInputError(f"{name} contains infinite values; statistics need finite numbers.")
     nan = np.isnan(flat)
     all_nan = nan.all(axis=0)
     partial = nan.any(axis=0) & ~all_nan
@@ -72,7 +80,7 @@ def as_cell_block(values: object, name: str = "values", min_examples: int = 1) -
         ]
         shown = ", ".join(str(tuple(int(k) for k in b)) for b in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise ValueError(
+        raise StatsInputError(
             f"{name} is NaN for some but not all examples in cell(s) {shown}{more}. "
             "A cell must be finite for every example (it is resampled with the same indices "
             "as every other cell) or NaN for every example (an undefined cell, reported as NaN "
@@ -80,7 +88,7 @@ def as_cell_block(values: object, name: str = "values", min_examples: int = 1) -
         )
     valid = np.asarray(~all_nan)
     if not valid.any():
-        raise ValueError(f"{name} is NaN in every cell; there is nothing to summarise.")
+        raise StatsInputError(f"{name} is NaN in every cell; there is nothing to summarise.")
     return CellBlock(data=np.ascontiguousarray(flat[:, valid]), cell_shape=cell_shape, valid=valid)
 
 
@@ -89,7 +97,9 @@ def as_float_array(values: object, name: str) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be numeric array-like; could not convert: {error}") from None
+        raise StatsInputError(
+            f"{name} must be numeric array-like; could not convert: {error}"
+        ) from None
     return array
 
 
@@ -100,7 +110,7 @@ def paired_differences(values: object, baseline: object | None) -> np.ndarray:
         return treated
     base = as_float_array(baseline, "baseline")
     if treated.shape != base.shape:
-        raise ValueError(
+        raise StatsInputError(
             f"baseline must have the same shape as values for a paired design (one baseline "
             f"value per example and cell): values {treated.shape}, baseline {base.shape}."
         )
@@ -111,33 +121,35 @@ def check_choice(value: object, name: str, choices: Sequence[str]) -> None:
     """Raise a ValueError listing the valid choices when `value` is not one of them."""
     if value not in choices:
         valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"unknown {name} {value!r}; valid choices are {valid}.")
+        raise StatsInputError(f"unknown {name} {value!r}; valid choices are {valid}.")
 
 
 def check_confidence(confidence: float) -> None:
     if not (isinstance(confidence, int | float) and 0.0 < float(confidence) < 1.0):
-        raise ValueError(
+        raise StatsInputError(
             f"confidence must be a number strictly between 0 and 1 (e.g. 0.95), got {confidence!r}."
         )
 
 
 def check_alpha(alpha: float, name: str = "alpha") -> None:
     if not (isinstance(alpha, int | float) and 0.0 < float(alpha) < 1.0):
-        raise ValueError(
+        raise StatsInputError(
             f"{name} must be a number strictly between 0 and 1 (e.g. 0.05), got {alpha!r}."
         )
 
 
 def check_n_resamples(n_resamples: int) -> None:
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer):
-        raise ValueError(f"n_resamples must be an int, got {type(n_resamples).__name__}.")
+        raise StatsInputError(f"n_resamples must be an int, got {type(n_resamples).__name__}.")
     if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1 (10,000 is typical), got {n_resamples}.")
+        raise StatsInputError(
+            f"n_resamples must be at least 1 (10,000 is typical), got {n_resamples}."
+        )
 
 
 def check_seed(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(
+        raise StatsInputError(
             f"seed must be a non-negative int so results reproduce exactly, got {seed!r}."
         )
 
@@ -146,16 +158,18 @@ def group_codes(groups: object, n: int) -> np.ndarray:
     """Return integer codes `0..n_groups-1` for a per-example `groups` array of length `n`."""
     labels = np.asarray(groups)
     if labels.ndim != 1:
-        raise ValueError(f"groups must be 1-D, one label per example, got shape {labels.shape}.")
+        raise StatsInputError(
+            f"groups must be 1-D, one label per example, got shape {labels.shape}."
+        )
     if labels.shape[0] != n:
-        raise ValueError(
+        raise StatsInputError(
             f"groups has {labels.shape[0]} labels but values has {n} examples; "
             "pass one group label (e.g. the prompt template) per example."
         )
     _, codes = np.unique(labels, return_inverse=True)
     n_groups = int(codes.max()) + 1 if n else 0
     if n_groups < 2:
-        raise ValueError(
+        raise StatsInputError(
             f"groups has {n_groups} distinct label(s); resampling by group needs at least 2 "
             "(and for a useful interval, many more). Pass groups=None to resample examples."
         )

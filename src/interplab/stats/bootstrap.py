@@ -33,6 +33,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from interplab.stats._validate import (
+    StatsInputError,
     as_cell_block,
     check_choice,
     check_confidence,
@@ -81,7 +82,9 @@ class BootstrapResult:
         check_confidence(self.confidence)
         shapes = {a.shape for a in (self.estimate, self.low, self.high, self.standard_error)}
         if len(shapes) != 1:
-            raise ValueError(f"estimate, low, high and standard_error differ in shape: {shapes}.")
+            raise StatsInputError(
+                f"estimate, low, high and standard_error differ in shape: {shapes}."
+            )
 
 
 def bootstrap_ci(
@@ -164,7 +167,7 @@ def _apply(stat_fn: StatisticFn, array: np.ndarray) -> np.ndarray:
     """Reduce the last axis of `array` with `stat_fn`, checking the callable's output shape."""
     out = np.asarray(stat_fn(array, axis=-1), dtype=np.float64)
     if out.shape != array.shape[:-1]:
-        raise ValueError(
+        raise StatsInputError(
             f"statistic must reduce the given axis: for input {array.shape} and axis=-1 it "
             f"should return shape {array.shape[:-1]}, got {out.shape}."
         )

@@ -38,7 +38,7 @@ import numpy as np
 from scipy.special import gammaln
 from scipy.stats import rankdata
 
-from interplab.stats._validate import as_float_array, check_choice
+from interplab.stats._validate import StatsInputError, as_float_array, check_choice
 
 Design = Literal["one-sample", "paired", "two-sample"]
 DESIGNS: tuple[str, ...] = get_args(Design)
@@ -134,7 +134,7 @@ def _hedges_correction(df: float) -> float:
 def _resolve_design(b: np.ndarray | None, design: Design | None) -> Design:
     if design is None:
         if b is not None:
-            raise ValueError(
+            raise StatsInputError(
                 "b was given, so say how a and b relate: design='paired' (same examples, e.g. "
                 "clean vs patched) or design='two-sample' (independent sets of examples)."
             )
@@ -142,7 +142,7 @@ def _resolve_design(b: np.ndarray | None, design: Design | None) -> Design:
     check_choice(design, "design", DESIGNS)
     if (design == "one-sample") != (b is None):
         need = "no b" if design == "one-sample" else "both a and b"
-        raise ValueError(f"design={design!r} takes {need}.")
+        raise StatsInputError(f"design={design!r} takes {need}.")
     return design
 
 
@@ -150,14 +150,14 @@ def _examples(values: object, name: str, minimum: int) -> np.ndarray:
     array = as_float_array(values, name)
     if array.ndim == 0 or array.shape[0] < minimum:
         got = "a scalar" if array.ndim == 0 else f"{array.shape[0]} examples"
-        raise ValueError(
+        raise StatsInputError(
             f"{name} must be [n_examples, *cells] with at least {minimum} examples, got {got}."
         )
     if np.isinf(array).any():
-        raise ValueError(f"{name} contains infinite values; effect sizes need finite numbers.")
+        raise StatsInputError(f"{name} contains infinite values; effect sizes need finite numbers.")
     nan = np.isnan(array)
     if (nan.any(axis=0) & ~nan.all(axis=0)).any():
-        raise ValueError(
+        raise StatsInputError(
             f"{name} is NaN for some but not all examples of a cell; a cell must be finite for "
             "every example or NaN for every example (an undefined cell, reported as NaN)."
         )
@@ -167,7 +167,7 @@ def _examples(values: object, name: str, minimum: int) -> np.ndarray:
 def _matching(first: np.ndarray, b: object) -> np.ndarray:
     second = as_float_array(b, "b")
     if second.shape != first.shape:
-        raise ValueError(
+        raise StatsInputError(
             f"a paired design needs a and b of the same shape (one pair per example and cell), "
             f"got {first.shape} and {second.shape}."
         )
@@ -176,6 +176,6 @@ def _matching(first: np.ndarray, b: object) -> np.ndarray:
 
 def _same_cells(first: np.ndarray, second: np.ndarray) -> None:
     if first.shape[1:] != second.shape[1:]:
-        raise ValueError(
+        raise StatsInputError(
             f"a and b must have the same cells: a is {first.shape}, b is {second.shape}."
         )

@@ -27,7 +27,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from interplab.stats._validate import as_float_array, check_alpha, check_choice
+from interplab.stats._validate import StatsInputError, as_float_array, check_alpha, check_choice
 
 CorrectionMethod = Literal["holm", "bh"]
 CORRECTION_METHODS: tuple[str, ...] = get_args(CorrectionMethod)
@@ -50,7 +50,7 @@ class Correction:
         check_choice(self.method, "correction method", CORRECTION_METHODS)
         check_alpha(self.alpha)
         if self.p_adjusted.shape != self.reject.shape:
-            raise ValueError(
+            raise StatsInputError(
                 f"p_adjusted {self.p_adjusted.shape} and reject {self.reject.shape} differ."
             )
 
@@ -66,7 +66,7 @@ def correct_pvalues(
     tested = ~np.isnan(flat)
     finite = flat[tested]
     if ((finite < 0) | (finite > 1)).any():
-        raise ValueError("p_values must lie in [0, 1] (NaN marks an untested cell).")
+        raise StatsInputError("p_values must lie in [0, 1] (NaN marks an untested cell).")
 
     adjusted = np.full(flat.shape, np.nan)
     adjusted[tested] = holm(finite) if method == "holm" else benjamini_hochberg(finite)

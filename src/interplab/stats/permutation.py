@@ -40,6 +40,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from interplab.stats._validate import (
+    StatsInputError,
     as_cell_block,
     as_float_array,
     check_choice,
@@ -82,7 +83,7 @@ class PermutationResult:
         check_choice(self.alternative, "alternative", ALTERNATIVES)
         check_choice(self.kind, "permutation test kind", get_args(PermutationKind))
         if self.statistic.shape != self.p_value.shape:
-            raise ValueError(
+            raise StatsInputError(
                 f"statistic {self.statistic.shape} and p_value {self.p_value.shape} differ."
             )
 
@@ -160,12 +161,12 @@ def two_sample_permutation_test(
     first = as_float_array(a, "a")
     second = as_float_array(b, "b")
     if first.ndim == 0 or second.ndim == 0 or first.shape[1:] != second.shape[1:]:
-        raise ValueError(
+        raise StatsInputError(
             "a and b must be [n_a, *cells] and [n_b, *cells] with the same cells, got shapes "
             f"{first.shape} and {second.shape}."
         )
     if first.shape[0] < 1 or second.shape[0] < 1:
-        raise ValueError(
+        raise StatsInputError(
             f"a and b each need at least one example, got n_a={first.shape[0]}, "
             f"n_b={second.shape[0]}."
         )

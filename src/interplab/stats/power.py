@@ -27,7 +27,7 @@ from scipy.optimize import brentq
 from scipy.stats import nct
 from scipy.stats import t as t_dist
 
-from interplab.stats._validate import check_alpha, check_choice
+from interplab.stats._validate import StatsInputError, check_alpha, check_choice
 
 PowerAlternative = Literal["two-sided", "greater", "less"]
 POWER_ALTERNATIVES: tuple[str, ...] = get_args(PowerAlternative)
@@ -97,7 +97,7 @@ def required_n(
     """Return the fewest examples (at least 2) for which a t-test detects |effect_size|."""
     _check_target(alpha, power)
     if not math.isfinite(effect_size) or effect_size == 0:
-        raise ValueError(
+        raise StatsInputError(
             f"effect_size must be a finite nonzero Cohen's d (e.g. 0.5), got {effect_size!r}; "
             "no sample size detects a zero effect."
         )
@@ -109,7 +109,7 @@ def required_n(
     low, high = 2, 2
     while not enough(high):
         if high >= _MAX_N:
-            raise ValueError(
+            raise StatsInputError(
                 f"effect_size {effect_size!r} needs more than {_MAX_N:,} examples for "
                 f"{power:.0%} power at alpha={alpha:g}."
             )
@@ -157,12 +157,12 @@ def _upper_tail(critical: float, df: int, noncentrality: float) -> float:
 
 def _check_n(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an int of at least 2 examples for a t-test, got {n!r}.")
+        raise StatsInputError(f"n must be an int of at least 2 examples for a t-test, got {n!r}.")
 
 
 def _check_target(alpha: float, power: float) -> None:
     check_alpha(alpha)
     if not (isinstance(power, int | float) and alpha < float(power) < 1.0):
-        raise ValueError(
+        raise StatsInputError(
             f"power must lie strictly between alpha ({alpha:g}) and 1 (e.g. 0.8), got {power!r}."
         )

@@ -36,6 +36,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from interplab.stats._validate import (
+    StatsInputError,
     as_cell_block,
     check_alpha,
     check_choice,
@@ -111,7 +112,9 @@ class Summary:
         check_alpha(self.alpha)
         shapes = {name: getattr(self, name).shape for name in _CELL_FIELDS}
         if len(set(shapes.values())) != 1:
-            raise ValueError(f"per-cell arrays of a Summary must share one shape, got {shapes}.")
+            raise StatsInputError(
+                f"per-cell arrays of a Summary must share one shape, got {shapes}."
+            )
 
     @property
     def cell_shape(self) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ from torch import Tensor
 from interplab.core.model import Model
 from interplab.data.alignment import check_aligned
 from interplab.data.pairs import ContrastPair, PairDataset
+from interplab.errors import UserError
 from interplab.provenance import Provenance, write_json
 from interplab.sites import Component, Dimensions
 from interplab.stats import Summary, summarize
@@ -49,7 +50,7 @@ GRID_COMPONENTS: tuple[Component, ...] = (
 )
 
 
-class PatchingError(ValueError):
+class PatchingError(UserError):
     """Inputs or options that a patching experiment cannot run with."""
 
 

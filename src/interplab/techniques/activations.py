@@ -19,10 +19,11 @@ import torch
 from torch import Tensor
 
 from interplab.core.model import Model
+from interplab.errors import UserError
 from interplab.sites import Component, Site
 
 
-class ActivationError(ValueError):
+class ActivationError(UserError):
     """A site, position or input that activations cannot be gathered for."""
 
 

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from interplab.core.interventions import Apply
 from interplab.core.model import Inputs, Model
 from interplab.data import atomic_write
+from interplab.errors import UserError
 from interplab.models.adapter import get_module
 from interplab.provenance import Provenance, data_hash, write_json
 from interplab.stats import Summary, summarize
@@ -51,7 +52,7 @@ from interplab.stats import Summary, summarize
 DirectionLike = Tensor | np.ndarray
 
 
-class DirectionError(ValueError):
+class DirectionError(UserError):
     """A direction, file or model that directional ablation cannot use."""
 
 

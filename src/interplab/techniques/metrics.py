@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from interplab.errors import UserError
+
 MetricName = Literal["logit_diff", "prob", "kl"]
 METRICS: tuple[str, ...] = get_args(MetricName)
 
@@ -32,7 +34,7 @@ RECOVERY_MIN_GAP = 1e-6
 """`normalised_recovery` refuses examples whose |clean - corrupt| is below this."""
 
 
-class MetricError(ValueError):
+class MetricError(UserError):
     """A metric that cannot be computed on the inputs given."""
 
 

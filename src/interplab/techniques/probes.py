@@ -47,6 +47,7 @@ from torch import Tensor
 
 from interplab.core.model import Model
 from interplab.data import LabelledDataset
+from interplab.errors import UserError
 from interplab.provenance import Provenance, write_json
 from interplab.sites import Component
 from interplab.stats import Summary, bootstrap_ci, summarize
@@ -57,7 +58,7 @@ ProbeKind = Literal["logistic", "diffmean"]
 PROBE_KINDS: tuple[str, ...] = get_args(ProbeKind)
 
 
-class ProbeError(ValueError):
+class ProbeError(UserError):
     """A dataset, position or setting that a probe cannot use."""
 
 

@@ -45,6 +45,7 @@ from torch import Tensor
 from interplab.core.model import Model
 from interplab.data.factual import FACTUAL_TEMPLATES
 from interplab.data.pairs import ContrastPair, PairDataset
+from interplab.errors import UserError
 from interplab.provenance import Provenance, data_hash, write_json
 from interplab.stats import Summary, summarize
 from interplab.stats.summary import SummaryCorrection
@@ -59,7 +60,7 @@ PromptsLike = str | Sequence[str] | PairDataset | Sequence[ContrastPair] | Tenso
 SubjectsLike = Sequence[str] | Sequence[tuple[int, int]] | str | None
 
 
-class TracingError(ValueError):
+class TracingError(UserError):
     """Inputs or options that causal tracing cannot run with."""
 
 

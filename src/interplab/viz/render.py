@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from interplab.errors import UserError
 from interplab.provenance import write_text
 from interplab.results.base import Result
 
@@ -31,7 +32,7 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 """The figure formats `save` writes (matplotlib's); an interactive ``.html`` page goes beside."""
 
 
-class VizError(ValueError):
+class VizError(UserError):
     """A result no renderer draws, or a figure path with a format we do not write."""
 
 
