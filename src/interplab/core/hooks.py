@@ -247,6 +247,11 @@ class HookSession:
                 f"{iv.name} on {site} produced shape {tuple(new.shape)} for a selected region of "
                 f"shape {tuple(selected.shape)}"
             )
+        if new.is_floating_point() and not bool(torch.isfinite(new).all()):
+            raise InterventionError(
+                f"{iv.name} on {site} produced non-finite values (NaN or inf); check the "
+                "intervention's values, factor or function"
+            )
         v[tuple(index)] = new
 
     def _positions(

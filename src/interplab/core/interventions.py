@@ -19,6 +19,8 @@ broadcasts to the selected region (a ``[d_model]`` vector, a ``[batch, 1, d_mode
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -82,6 +84,26 @@ class _Edit:
         return type(self).__name__
 
 
+def _check_finite(value: Tensor, what: str) -> None:
+    """Raises InterventionError if a tensor holds NaN or inf (it would poison every later layer)."""
+    if value.device.type != "meta" and (value.is_floating_point() or value.is_complex()):
+        bad = ~torch.isfinite(value)
+        if bool(bad.any()):
+            raise InterventionError(
+                f"{what} holds {int(bad.sum())} non-finite values (NaN or inf); an intervention "
+                "needs finite numbers"
+            )
+
+
+def _check_number(value: float, what: str) -> None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InterventionError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise InterventionError(f"{what} must be a finite number, got {value!r}")
+
+
 def _init(obj: object, site: SiteLike, positions: Positions, heads: Heads) -> None:
     s = Site.parse(site)
     object.__setattr__(obj, "site", s)
@@ -102,6 +124,7 @@ class Patch(_Edit):
             raise InterventionError(
                 f"Patch value for {self.site} must be a torch.Tensor, not {type(value).__name__}"
             )
+        _check_finite(value, f"Patch value for {self.site}")
         object.__setattr__(self, "value", value)
 
     def edit(self, selected: Tensor, full: Tensor | None) -> Tensor:
@@ -129,6 +152,8 @@ class Add(_Edit):
             raise InterventionError(
                 f"Add value for {self.site} must be a torch.Tensor, not {type(value).__name__}"
             )
+        _check_finite(value, f"Add value for {self.site}")
+        _check_number(coefficient, f"Add coefficient for {self.site}")
         object.__setattr__(self, "value", value)
         object.__setattr__(self, "coefficient", float(coefficient))
 
@@ -150,6 +175,7 @@ class Scale(_Edit):
         self, site: SiteLike, factor: float, *, positions: Positions = None, heads: Heads = None
     ) -> None:
         _init(self, site, positions, heads)
+        _check_number(factor, f"Scale factor for {self.site}")
         object.__setattr__(self, "factor", float(factor))
 
     def edit(self, selected: Tensor, full: Tensor | None) -> Tensor:

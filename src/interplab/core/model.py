@@ -347,6 +347,11 @@ class Model:
             grad=grad,
         ) as cache:
             logits = self._forward(tokens, grad=grad)
+        if interventions and not bool(torch.isfinite(logits).all()):
+            raise InterventionError(
+                "the interventions made the logits non-finite (NaN or inf) downstream of the "
+                "edited sites; their values or factors are too large for this model"
+            )
         return Run(logits, cache, tokens)
 
     def generate(

@@ -98,7 +98,7 @@ def test_add_with_coefficient_zero_is_exactly_a_no_op(model, tokens):
     run = model.run(
         tokens,
         interventions=[
-            ip.Add("L0.resid_mid", torch.full((model.dims.d_model,), float("inf")), coefficient=0.0)
+            ip.Add("L0.resid_mid", torch.full((model.dims.d_model,), -3e38), coefficient=0.0)
         ],
     )
     assert torch.equal(run.logits, model(tokens))
