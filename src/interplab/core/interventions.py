@@ -20,7 +20,6 @@ broadcasts to the selected region (a ``[d_model]`` vector, a ``[batch, 1, d_mode
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
