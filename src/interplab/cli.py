@@ -45,9 +45,31 @@ def _check_space(m: Model, *tokens: str | None) -> None:
 
 
 @app.command()
-def models() -> None:
+def models(
+    verify: Annotated[
+        bool, typer.Option("--verify", help="check every cached model's weights byte by byte")
+    ] = False,
+) -> None:
     """List the embedded models: installed or not, converted or not, sizes and licences."""
     from interplab.models import cache_root, embedded_models
+
+    if verify:
+        from interplab.models.load import verify_cache
+
+        checked = verify_cache(full=True)
+        bad = 0
+        for folder, problem in checked:
+            if problem is None:
+                console.print(f"verified {folder}")
+            else:
+                bad += 1
+                err.print(
+                    f"[bold red]damaged:[/] {folder}: {problem} (the next load converts it again)"
+                )
+        if not checked:
+            console.print(f"no converted models in {cache_root() / 'models'}")
+        if bad:
+            sys.exit(1)
 
     table = Table(title=f"embedded models (cache: {cache_root()})")
     for col in ("name", "model", "licence", "installed", "GGUF", "converted"):

@@ -64,6 +64,10 @@ class ModelNotFoundError(UserError):
     """A model name or path that cannot be loaded on this machine."""
 
 
+class ModelFilesError(UserError):
+    """Model files that exist but cannot be read: truncated, corrupt, or not what they claim."""
+
+
 @dataclass(frozen=True)
 class Embedded:
     """A model whose weights ship inside registry packages."""
@@ -227,10 +231,10 @@ def _dtype(dtype: torch.dtype | str) -> torch.dtype:
     }
     if isinstance(dtype, torch.dtype):
         if dtype not in valid.values():
-            raise ValueError(f"dtype {dtype} is not a floating type; valid: {', '.join(valid)}")
+            raise UserError(f"dtype {dtype} is not a floating type; valid: {', '.join(valid)}")
         return dtype
     if dtype not in valid:
-        raise ValueError(f"unknown dtype {dtype!r}; valid: {', '.join(valid)}")
+        raise UserError(f"unknown dtype {dtype!r}; valid: {', '.join(valid)}")
     return valid[dtype]
 
 
@@ -238,13 +242,13 @@ def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise ValueError(
+        raise UserError(
             f"unknown device {device!r}: {e}; e.g. 'cpu', 'cuda', 'cuda:1', 'mps'"
         ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU here; use 'cpu'")
+        raise UserError("device 'cuda' was asked for but torch sees no CUDA GPU here; use 'cpu'")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' was asked for but is not available here; use 'cpu'")
+        raise UserError("device 'mps' was asked for but is not available here; use 'cpu'")
     return dev
 
 
@@ -257,24 +261,57 @@ def _sha256(path: Path) -> str:
 
 
 def _converted(gguf: Path, name: str) -> Path:
-    """Returns the cached plain-HF folder for a GGUF file, converting it the first time."""
+    """Returns the cached plain-HF folder for a GGUF file, converting it the first time; a cached
+    folder whose weights fail the quick check is moved aside and converted afresh."""
     stat = gguf.stat()
     tag = hashlib.sha256(
         f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()
     ).hexdigest()[:12]
     folder = cache_root() / "models" / f"{name}-{tag}"
-    if (folder / "manifest.json").exists():
-        return folder
+    if folder.exists():
+        problem = verify_folder(folder, full=False)
+        if problem is None:
+            return folder
+        _discard(folder, problem)
+    return _convert(gguf, name, folder)
+
+
+def _discard(folder: Path, problem: str) -> None:
+    """Moves a damaged cached conversion aside (then deletes it), saying why."""
+    from rich.console import Console
+
+    Console(stderr=True).print(
+        f"[bold]interplab[/]: the cached model in {folder} is damaged ({problem}); converting "
+        "it again"
+    )
+    aside = folder.with_name(f"{folder.name}.damaged-{os.getpid()}-{time.time_ns()}")
+    try:
+        folder.rename(aside)
+    except OSError as e:
+        raise ModelFilesError(
+            f"the cached model in {folder} is damaged ({problem}) and cannot be moved aside "
+            f"({e.strerror}); delete that folder and run again"
+        ) from None
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _convert(gguf: Path, name: str, folder: Path) -> Path:
     from rich.console import Console
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     console = Console(stderr=True)
     console.print(f"[bold]interplab[/]: converting {gguf.name} once into {folder} ...")
     started = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantised = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        quantised = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+    except (OSError, ValueError, KeyError, EOFError, RuntimeError, IndexError) as e:
+        raise ModelFilesError(
+            f"cannot read the GGUF file {gguf} ({type(e).__name__}: {_first_line(e)}); it may be "
+            "truncated or corrupt: reinstall the package that ships it, or replace the file"
+        ) from None
     config = quantised.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
@@ -292,6 +329,7 @@ def _converted(gguf: Path, name: str) -> Path:
             "source": str(gguf),
             "source_sha256": _sha256(gguf),
             "weights_sha256": _combined_sha(weights),
+            "files": {f.name: _fingerprint(f) for f in weights},
             "converted_by": "interplab",
             "seconds": round(time.perf_counter() - started, 1),
         }
@@ -305,6 +343,76 @@ def _converted(gguf: Path, name: str) -> Path:
         raise
     console.print(f"[bold]interplab[/]: converted in {time.perf_counter() - started:.1f} s")
     return folder
+
+
+_SAMPLES = 16
+_SAMPLE_BYTES = 1 << 16
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    """Returns a file's size, full sha256 and a quick sample hash (16 spread 64 KiB reads)."""
+    return {"bytes": path.stat().st_size, "sha256": _sha256(path), "sample": _sample_sha(path)}
+
+
+def _sample_sha(path: Path) -> str:
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        for i in range(_SAMPLES):
+            f.seek(max(0, (size - _SAMPLE_BYTES) * i // (_SAMPLES - 1)))
+            h.update(f.read(_SAMPLE_BYTES))
+    return h.hexdigest()
+
+
+def verify_folder(folder: Path, *, full: bool) -> str | None:
+    """Returns what is wrong with a converted model folder, or None if its weights match the
+    manifest: sizes and a sample hash by default (milliseconds), every byte with ``full``."""
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        return "no manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        expected = manifest["weights_sha256"]
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+        return "manifest.json is unreadable"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return "no weights (*.safetensors)"
+    if not (folder / "config.json").is_file():
+        return "no config.json"
+    files = manifest.get("files")
+    if files is None or full:  # a manifest from before fingerprints: check every byte once
+        if _combined_sha(weights) != expected:
+            return "the weights' sha256 differs from the manifest"
+        if files is None:
+            manifest["files"] = {f.name: _fingerprint(f) for f in weights}
+            tmp = manifest_path.with_suffix(f".tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(manifest, indent=2))
+            tmp.replace(manifest_path)
+        return None
+    if sorted(files) != [f.name for f in weights]:
+        return "the weight files differ from the manifest"
+    for f in weights:
+        info = files[f.name]
+        if f.stat().st_size != info["bytes"]:
+            return f"{f.name} is {f.stat().st_size} bytes, the manifest says {info['bytes']}"
+        if _sample_sha(f) != info["sample"]:
+            return f"{f.name} differs from the manifest (sample hash)"
+    return None
+
+
+def verify_cache(*, full: bool = True) -> list[tuple[Path, str | None]]:
+    """Returns each cached converted model folder with what is wrong with it (None: verified)."""
+    root = cache_root() / "models"
+    if not root.is_dir():
+        return []
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and ".tmp-" not in p.name]
+    return [(p, verify_folder(p, full=full)) for p in folders if ".damaged-" not in p.name]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else "no message"
 
 
 def _combined_sha(files: list[Path]) -> str:
@@ -327,10 +435,22 @@ def _from_folder(
 ) -> Loaded:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    try:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelFilesError(
+            f"cannot read {folder / 'config.json'} ({type(e).__name__}: {_first_line(e)}); it "
+            "must be a HF model config (JSON with model_type)"
+        ) from None
     adapter = adapter_for(config)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    hf: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        hf: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError) as e:
+        raise ModelFilesError(
+            f"cannot load the model in {folder} ({type(e).__name__}: {_first_line(e)}); its "
+            "weights or tokenizer files may be truncated or corrupt"
+        ) from None
     hf = hf.to(device).eval()
     manifest_path = folder / "manifest.json"
     if manifest_path.exists():
