@@ -89,7 +89,7 @@ def test_a_bad_config_is_one_clear_error(tmp_path: Path) -> None:
     folder = tmp_path / "bad"
     folder.mkdir()
     (folder / "config.json").write_text("{not json")
-    with pytest.raises(ModelFilesError, match="config.json"):
+    with pytest.raises(ModelFilesError, match=r"config\.json"):
         load_hf(str(folder))
 
 
