@@ -81,6 +81,12 @@ def jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Writes text atomically (temp file + rename), so an interrupt never leaves half a file."""
     target = Path(path)
@@ -89,6 +95,7 @@ def write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are shared like figures
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
