@@ -16,11 +16,19 @@ from interplab.core.interventions import Ablate, Intervention, InterventionError
 from interplab.core.partial import BaseRun, Partial, base_run, partial_support, unembed
 from interplab.core.weights import Weights
 from interplab.errors import UserError
-from interplab.models.adapter import Adapter
+from interplab.models.adapter import Adapter, get_module
 from interplab.models.load import DEFAULT_MODEL, ModelInfo, load_hf
 from interplab.sites import Dimensions, Site, SiteLike, check_site
 
 Inputs = str | Sequence[str] | Tensor
+
+
+class _StopForward(Exception):
+    """Raised inside the forward once every requested activation has been captured."""
+
+
+def _stop_forward(*_: object) -> None:
+    raise _StopForward
 
 
 class InputError(UserError):
@@ -353,6 +361,53 @@ class Model:
                 "edited sites; their values or factors are too large for this model"
             )
         return Run(logits, cache, tokens)
+
+    def activations(
+        self,
+        inputs: Inputs | Tokens,
+        sites: Sequence[SiteLike] | SiteLike,
+        *,
+        interventions: Sequence[Intervention] = (),
+        stop_early: bool = True,
+    ) -> Cache:
+        """Returns the activations at ``sites``, running the forward only as far as the deepest
+        of them needs (no later block, no unembedding) when ``stop_early``: what harvesting and
+        max-activating passes use."""
+        tokens = self.tokenize(inputs)
+        wanted = self.sites(sites)
+        deepest = max(
+            (
+                -1
+                if s.component == "embed"
+                else (self.dims.n_layers if s.layer is None else s.layer)
+                for s in wanted
+            ),
+            default=self.dims.n_layers,
+        )
+        stopper: nn.Module | None = None
+        if stop_early and deepest + 1 < self.dims.n_layers:
+            stopper = self.adapter.block(self.hf, deepest + 1)
+        elif stop_early and deepest < self.dims.n_layers:  # the last block: stop at the final norm
+            stopper = get_module(self.hf, self.adapter.final_norm)
+        session = HookSession(
+            self.hf,
+            self.adapter,
+            self.dims,
+            capture=wanted,
+            interventions=self._resolve(interventions),
+        )
+        with session as cache:
+            # Registered after the session's hooks, so the stopping module's own captures (embed
+            # is block 0's input) run first.
+            handle = None if stopper is None else stopper.register_forward_pre_hook(_stop_forward)
+            try:
+                self._forward(tokens, grad=False)
+            except _StopForward:
+                pass
+            finally:
+                if handle is not None:
+                    handle.remove()
+        return cache
 
     def generate(
         self,

@@ -145,3 +145,22 @@ def test_tokens_reject_mismatched_masks_and_out_of_range_positions() -> None:
     t = Tokens(torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.long))
     with pytest.raises(InputError, match="valid positions"):
         t.index(5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("sites", [["embed"], ["L0.resid_post", "L0.mlp.post"], ["L1.attn.z"]])
+def test_activations_stop_after_the_deepest_site_and_equal_a_full_capture(
+    family: str, sites: list[str]
+) -> None:
+    model = tiny_model(family)
+    ids = _ids()
+    full = model.run(ids, capture=sites).cache
+    calls: list[int] = []
+    last = model.hf.lm_head.register_forward_hook(lambda *_: calls.append(1))  # type: ignore[union-attr]
+    try:
+        early = model.activations(ids, sites)
+    finally:
+        last.remove()
+    for s in sites:
+        assert torch.equal(early[s], full[s])
+    assert calls == []  # the unembedding never ran
