@@ -11,6 +11,8 @@ here and nowhere else:
     L3.attn.pattern         attention probabilities [batch head pos key_pos]
     L3.attn.z               per-head mixed values, before the output projection
     L3.attn_out             what attention adds to the residual stream
+    L3.mlp.in               the MLP's input: the residual after the pre-MLP norm (what
+                            transcoders read)
     L3.mlp.pre / .post      MLP pre-activations / neurons (the input to the down projection)
     L3.mlp_out              what the MLP adds to the residual stream
     final_norm              the final normalisation's output
@@ -41,6 +43,7 @@ Component = Literal[
     "attn.pattern",
     "attn.z",
     "attn_out",
+    "mlp.in",
     "mlp.pre",
     "mlp.post",
     "mlp_out",

@@ -11,6 +11,7 @@ Canonical shapes (see `interplab.types` for the axis names):
     attn.q / attn.z           [batch, pos, head, d_head]
     attn.k / attn.v           [batch, pos, kv_head, d_head]
     attn.pattern              [batch, head, pos, key_pos]
+    mlp.in                    [batch, pos, d_model]
     mlp.pre / mlp.post        [batch, pos, d_mlp]
     logits                    [batch, pos, vocab]
 """
@@ -110,6 +111,8 @@ def resolve(site: Site, adapter: Adapter, hf: nn.Module, dims: Dimensions) -> Po
             n = dims.n_heads  # fused projections (GPT-2, NeoX) have no grouped-query attention
         view = _projection_view(proj, n, dims.d_head)
         return Point(get_module(block, proj.module), "out", None, view, 1, 2)
+    if c == "mlp.in":
+        return Point(get_module(block, adapter.mlp), "in", None, _identity, 1, None)
     if c == "mlp.pre":
         return Point(get_module(block, adapter.mlp_pre), "out", None, _identity, 1, None)
     if c == "mlp.post":

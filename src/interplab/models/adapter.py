@@ -68,6 +68,7 @@ class Adapter:
     mlp_pre: str  # its output is mlp.pre
     mlp_post: str  # its input is mlp.post (the neurons)
     norm: NormKind  # the final norm's kind, for linearising it in direct logit attribution
+    mlp: str = "mlp"  # the MLP module: its input is mlp.in (after the pre-MLP norm)
     mlp_up: str | None = None  # a gated MLP's up projection (its output times act(mlp.pre))
     attn_out_norm: str | None = None  # a norm between o_proj and the residual (Gemma 3)
     mlp_out_norm: str | None = None  # a norm between the down projection and the residual

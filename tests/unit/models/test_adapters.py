@@ -218,6 +218,26 @@ def test_resid_mid_is_the_input_of_the_pre_mlp_norm(model: Model, ids: Tensor) -
     assert torch.equal(cache["L1.resid_mid"], rec.value)
 
 
+def test_mlp_in_is_what_the_mlp_reads_and_the_mlp_maps_it_to_its_output(
+    model: Model, ids: Tensor
+) -> None:
+    cache = model.run(ids, capture=["L1.mlp.in", "L1.mlp.post", "L1.resid_pre"]).cache
+    mlp = get_module(model.adapter.block(model.hf, 1), model.adapter.mlp)
+    with torch.no_grad():
+        out = mlp(cache["L1.mlp.in"])
+    post = model.run(ids, capture=["L1.mlp_out"]).cache["L1.mlp_out"]
+    norm = model.weights.mlp_out_norm(1)
+    if norm is not None:
+        out = norm.apply(out)
+    torch.testing.assert_close(out, post, rtol=1e-5, atol=1e-6)
+    if _has_mid(model):
+        mid = model.run(ids, capture=["L1.resid_mid"]).cache["L1.resid_mid"]
+        assert model.adapter.mlp_in is not None
+        norm_module = get_module(model.adapter.block(model.hf, 1), model.adapter.mlp_in)
+        with torch.no_grad():
+            assert torch.equal(norm_module(mid), cache["L1.mlp.in"])
+
+
 def test_parallel_residual_has_no_resid_mid_and_says_why() -> None:
     m = tiny_model("neox", use_parallel_residual=True)
     with pytest.raises(SiteError, match="parallel residual"):
