@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test unit check lint format typecheck bench gemma austen clean
+.PHONY: setup demo test unit check lint layers format typecheck bench gemma austen clean
 
 setup: $(STAMP)
 
@@ -42,7 +42,11 @@ format: setup
 typecheck: setup
 	$(BIN)/pyright
 
-check: lint typecheck test
+# The import contracts of docs/design.md ([tool.importlinter] in pyproject.toml).
+layers: setup
+	$(BIN)/lint-imports --no-cache --no-logo
+
+check: lint layers typecheck test
 
 bench: setup austen
 	$(PIP) -c constraints.txt -r bench/requirements.txt

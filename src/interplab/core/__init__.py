@@ -1,4 +1,5 @@
-"""Capture and intervene: interventions as values, the hook session, the activation cache."""
+"""The only code that touches the HF model: forwards on token batches, capture and intervene,
+partial forwards over a cached prefix, and the weights as views."""
 
 from interplab.core.cache import Cache
 from interplab.core.hooks import HookSession
@@ -12,11 +13,14 @@ from interplab.core.interventions import (
     Scale,
 )
 from interplab.core.model import Generation, InputError, Model, Run, Tokens, load
+from interplab.core.partial import BaseRun, Partial, PartialUnsupported
+from interplab.core.weights import Norm, Weights
 
 __all__ = [
     "Ablate",
     "Add",
     "Apply",
+    "BaseRun",
     "Cache",
     "Generation",
     "HookSession",
@@ -24,9 +28,13 @@ __all__ = [
     "Intervention",
     "InterventionError",
     "Model",
+    "Norm",
+    "Partial",
+    "PartialUnsupported",
     "Patch",
     "Run",
     "Scale",
     "Tokens",
+    "Weights",
     "load",
 ]

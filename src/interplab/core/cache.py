@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from interplab.sites import Site, SiteLike
+from interplab.types import Activations
 
 
 class Cache(Mapping[Site, Tensor]):
@@ -35,7 +36,7 @@ class Cache(Mapping[Site, Tensor]):
             raise KeyError(f"{s} was not captured; captured sites: {have or 'none'}")
         return self._steps[s]
 
-    def __getitem__(self, site: SiteLike) -> Tensor:  # type: ignore[override]
+    def __getitem__(self, site: SiteLike) -> Activations:  # type: ignore[override]
         entries = self._entries(site)
         if len(entries) == 1:
             return entries[0][1]

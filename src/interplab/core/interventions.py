@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
@@ -32,7 +32,10 @@ from interplab.sites import PER_HEAD, Site, SiteError, SiteLike
 
 Positions = int | Sequence[int] | slice | None
 Heads = int | Sequence[int] | None
-AblateMethod = Literal["zero", "mean", "resample"]
+if TYPE_CHECKING:
+    AblateMethod = Literal["zero", "mean", "resample"]
+else:  # at run time Ablate checks the method itself, with an error that lists the valid ones
+    AblateMethod = str
 
 
 class InterventionError(UserError):

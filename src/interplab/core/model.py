@@ -19,6 +19,7 @@ from interplab.errors import UserError
 from interplab.models.adapter import Adapter, get_module
 from interplab.models.load import DEFAULT_MODEL, ModelInfo, load_hf
 from interplab.sites import Dimensions, Site, SiteLike, check_site
+from interplab.types import Activations, Float, Int, Logits, Residual, TokenIds
 
 Inputs = str | Sequence[str] | Tensor
 
@@ -108,11 +109,11 @@ class Tokens:
 class Run:
     """The logits of one forward pass and what it captured."""
 
-    logits: Tensor
+    logits: Logits
     cache: Cache
     tokens: Tokens
 
-    def at(self, site: SiteLike | None = None, position: int = -1) -> Tensor:
+    def at(self, site: SiteLike | None = None, position: int = -1) -> Activations:
         """Returns ``[batch, ...]``: the logits (no site) or a captured site at ``position`` of
         each row, resolved per row (-1: each row's last real token, whatever the padding)."""
         rows = torch.arange(self.tokens.ids.shape[0], device=self.tokens.ids.device)
@@ -125,7 +126,7 @@ class Run:
 class Generation:
     """Generated continuations: full token ids, the new text, and what was captured."""
 
-    ids: Tensor
+    ids: TokenIds
     prompt_length: int
     texts: list[str]
     cache: Cache
@@ -180,7 +181,7 @@ class Model:
 
         return Model(copy.deepcopy(self.hf), self.tokenizer, self.adapter, self.info)
 
-    def embed(self, ids: Tensor) -> Tensor:
+    def embed(self, ids: TokenIds) -> Residual:
         """Returns the token embeddings ``[batch, pos, d_model]`` of ``ids`` (the embedding module's
         output, before any scaling or positions the model adds before block 0)."""
         return self.weights.embedding(ids.to(self.device))
@@ -252,14 +253,14 @@ class Model:
 
     # -- forward ---------------------------------------------------------------------------
 
-    def forward(self, inputs: Inputs | Tokens, *, grad: bool = False) -> Tensor:
+    def forward(self, inputs: Inputs | Tokens, *, grad: bool = False) -> Logits:
         """Returns the logits ``[batch, pos, vocab]``, exactly HF's (hooks active in a capture apply)."""
         tokens = self.tokenize(inputs)
         return self._forward(tokens, grad=grad)
 
     __call__ = forward
 
-    def _forward(self, tokens: Tokens, *, grad: bool) -> Tensor:
+    def _forward(self, tokens: Tokens, *, grad: bool) -> Logits:
         padded = tokens.padded
         with torch.set_grad_enabled(grad):
             out = self.hf(
@@ -298,7 +299,11 @@ class Model:
         ``base`` run's cached keys and values (`interplab.core.partial`)."""
         return Partial(self, start, length, base)
 
-    def unembed(self, resid: Tensor, columns: Tensor | None = None) -> Tensor:
+    def unembed(
+        self,
+        resid: Float[Tensor, "*batch d_model"],
+        columns: Int[Tensor, "*batch k"] | None = None,
+    ) -> Float[Tensor, "*batch k"]:
         """Returns logits of final residuals ``[..., d_model]`` (final norm, then unembedding);
         with ``columns`` ``[rows, k]``, only those logits of each row of ``resid`` ``[rows, d]``."""
         return unembed(self, resid, columns)

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from interplab.core.cache import Cache
+from interplab.types import Float, Int, KVCache, Logits, Residual
 
 if TYPE_CHECKING:
     from interplab.core.model import Model, Tokens
@@ -43,10 +44,10 @@ class BaseRun:
     """One forward kept for partial re-runs (see the module docstring)."""
 
     tokens: Tokens
-    resid: list[Tensor]  # entering layer i, i = 0..N-1, then the final residual: [batch, pos, d]
-    keys: list[Tensor]  # per layer [batch, kv_heads, pos, d_head], after rotary
-    values: list[Tensor]
-    logits: Tensor  # [batch, pos, vocab]
+    resid: list[Residual]  # entering layer i, i = 0..N-1, then the final residual
+    keys: list[KVCache]  # per layer, after rotary
+    values: list[KVCache]
+    logits: Logits
     cache: Cache
 
     @property
@@ -132,7 +133,9 @@ class Partial:
         self.position_embeddings = get_module(hf, rotary)(probe, self.position_ids)
         self._layers: Any = get_module(hf, model.adapter.layers)
 
-    def layer(self, i: int, hidden: Tensor, rows: Tensor | None = None) -> Tensor:
+    def layer(
+        self, i: int, hidden: Residual, rows: Int[Tensor, " batch"] | None = None
+    ) -> Residual:
         """Returns ``hidden`` ``[rows, length - start, d_model]`` after decoder layer ``i``; row r
         attends to the base run's keys and values of example ``rows[r]`` before ``start``."""
         from transformers.cache_utils import DynamicCache
@@ -154,14 +157,20 @@ class Partial:
             position_embeddings=self.position_embeddings,
         )
 
-    def layers(self, first: int, stop: int, hidden: Tensor, rows: Tensor | None = None) -> Tensor:
+    def layers(
+        self, first: int, stop: int, hidden: Residual, rows: Int[Tensor, " batch"] | None = None
+    ) -> Residual:
         """Returns ``hidden`` after decoder layers ``first..stop-1``."""
         for i in range(first, stop):
             hidden = self.layer(i, hidden, rows)
         return hidden
 
 
-def unembed(model: Model, resid: Tensor, columns: Tensor | None = None) -> Tensor:
+def unembed(
+    model: Model,
+    resid: Float[Tensor, "*batch d_model"],
+    columns: Int[Tensor, "*batch k"] | None = None,
+) -> Float[Tensor, "*batch k"]:
     """Returns the logits of final residuals ``[..., d_model]``: the final norm, then the
     unembedding; with ``columns`` ``[rows, k]`` only those logits of each row ``[rows, k]``."""
     w = model.weights

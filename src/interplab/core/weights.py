@@ -22,6 +22,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from interplab.models.adapter import Adapter, NormKind, get_module, norm_eps
+from interplab.types import Float
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,17 @@ class Norm:
     """A normalisation: its kind, weight, optional bias and epsilon, and ``apply`` to run it."""
 
     kind: NormKind
-    weight: Tensor
-    bias: Tensor | None
+    weight: Float[Tensor, " d_model"]
+    bias: Float[Tensor, " d_model"] | None
     eps: float
     module: nn.Module
 
-    def apply(self, x: Tensor) -> Tensor:
+    def apply(self, x: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
         """Returns the norm of ``x`` as HF computes it (the module itself)."""
         return self.module(x)
 
     @property
-    def scale_weight(self) -> Tensor:
+    def scale_weight(self) -> Float[Tensor, " d_model"]:
         """Returns the effective elementwise weight (Gemma's RMSNorm multiplies by 1 + weight)."""
         return 1 + self.weight if self.kind == "rms_plus_one" else self.weight
 
@@ -63,15 +64,15 @@ class Weights:
         return w if self._adapter.o_weight_transposed else w.T
 
     @property
-    def W_E(self) -> Tensor:
+    def W_E(self) -> Float[Tensor, "vocab d_model"]:
         return get_module(self._hf, self._adapter.embed).weight  # type: ignore[return-value]
 
     @property
-    def W_U(self) -> Tensor:
+    def W_U(self) -> Float[Tensor, "d_model vocab"]:
         return get_module(self._hf, self._adapter.unembed).weight.T  # type: ignore[union-attr]
 
     @property
-    def b_U(self) -> Tensor | None:
+    def b_U(self) -> Float[Tensor, " vocab"] | None:
         return getattr(get_module(self._hf, self._adapter.unembed), "bias", None)
 
     @property
@@ -79,27 +80,27 @@ class Weights:
         """Whether W_E and W_U share storage (editing one edits the other)."""
         return self.W_E.data_ptr() == self.W_U.data_ptr()
 
-    def W_O(self, layer: int) -> Tensor:
-        n_heads = self._hf.config.num_attention_heads  # type: ignore[union-attr]
+    def W_O(self, layer: int) -> Float[Tensor, "head d_head d_model"]:
+        n_heads: int = self._hf.config.num_attention_heads  # type: ignore[union-attr,assignment]
         w = self._in_out(self._linear(layer, self._adapter.o_proj))  # [heads * d_head, d_model]
         return w.view(n_heads, w.shape[0] // n_heads, w.shape[1])
 
-    def b_O(self, layer: int) -> Tensor | None:
+    def b_O(self, layer: int) -> Float[Tensor, " d_model"] | None:
         return getattr(self._linear(layer, self._adapter.o_proj), "bias", None)
 
-    def W_in(self, layer: int) -> Tensor:
+    def W_in(self, layer: int) -> Float[Tensor, "d_model d_mlp"]:
         path = self._adapter.mlp_up or self._adapter.mlp_pre
         return self._in_out(self._linear(layer, path))
 
-    def W_gate(self, layer: int) -> Tensor | None:
+    def W_gate(self, layer: int) -> Float[Tensor, "d_model d_mlp"] | None:
         if self._adapter.mlp_up is None:
             return None
         return self._in_out(self._linear(layer, self._adapter.mlp_pre))
 
-    def W_out(self, layer: int) -> Tensor:
+    def W_out(self, layer: int) -> Float[Tensor, "d_mlp d_model"]:
         return self._in_out(self._linear(layer, self._adapter.mlp_post))
 
-    def b_out(self, layer: int) -> Tensor | None:
+    def b_out(self, layer: int) -> Float[Tensor, " d_model"] | None:
         return getattr(self._linear(layer, self._adapter.mlp_post), "bias", None)
 
     def writers(self, layer: int) -> list[nn.Module]:
