@@ -1,0 +1,146 @@
+"""The artifacts folder: files named by the sha256 of their bytes, written temp + rename.
+
+1. Bytes (or a file, or a result's JSON written by ``result.to_json``) go to a temporary file
+   inside ``artifacts/tmp/``, hashed as they are written.
+2. The file is renamed to ``artifacts/<first two hex digits>/<sha256>``. The rename is atomic, so a
+   reader sees the whole file or none; two processes storing the same bytes rename the same
+   content onto the same name, which is harmless.
+3. The database row that points at the file is written after it, so a process killed between
+   the two leaves at worst an unreferenced file (never a row without its file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from interplab.store.db import StoreError
+
+if TYPE_CHECKING:
+    from interplab.results.base import Result
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A file in the artifacts folder: its content hash and size."""
+
+    sha256: str
+    bytes: int
+
+
+def path_of(folder: Path, sha256: str) -> Path:
+    """Returns where the artifact with this hash lives."""
+    return folder / sha256[:2] / sha256
+
+
+def _tmp(folder: Path, suffix: str = "") -> Path:
+    tmp = folder / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return tmp / f"{os.getpid()}-{os.urandom(6).hex()}{suffix}"
+
+
+def _place(folder: Path, tmp: Path, sha256: str) -> Stored:
+    target = path_of(folder, sha256)
+    size = tmp.stat().st_size
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(tmp, 0o444)  # content-addressed files never change
+    os.replace(tmp, target)
+    return Stored(sha256, size)
+
+
+def put_bytes(folder: Path, data: bytes) -> Stored:
+    """Stores ``data`` and returns its hash and size."""
+    sha = hashlib.sha256(data).hexdigest()
+    if path_of(folder, sha).is_file():
+        return Stored(sha, len(data))
+    tmp = _tmp(folder)
+    try:
+        tmp.write_bytes(data)
+        return _place(folder, tmp, sha)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def put_file(folder: Path, source: str | Path) -> Stored:
+    """Stores a copy of the file at ``source`` and returns its hash and size."""
+    src = Path(source)
+    if not src.is_file():
+        raise StoreError(f"cannot store {src} as an artifact: no such file")
+    tmp = _tmp(folder)
+    try:
+        h = hashlib.sha256()
+        with src.open("rb") as fin, tmp.open("wb") as fout:
+            while chunk := fin.read(_CHUNK):
+                h.update(chunk)
+                fout.write(chunk)
+        return _place(folder, tmp, h.hexdigest())
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def put_result(folder: Path, result: Result) -> Stored:
+    """Stores ``result`` as the JSON its own ``to_json`` writes."""
+    tmp = _tmp(folder, ".json")
+    try:
+        result.to_json(tmp)
+        return _place(folder, tmp, _hash_file(tmp))
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def put_tensors(folder: Path, tensors: dict[str, Any]) -> Stored:
+    """Stores named arrays (numpy, or anything with ``.numpy()`` / ``__array__``) as one
+    safetensors file."""
+    from safetensors.numpy import save
+
+    arrays: dict[str, np.ndarray] = {}
+    for name, value in tensors.items():
+        detach = getattr(value, "detach", None)
+        if callable(detach):  # a torch tensor, recognised without importing torch
+            value = detach().cpu().numpy()  # pyright: ignore[reportAttributeAccessIssue]
+        arrays[str(name)] = np.ascontiguousarray(np.asarray(value))
+    return put_bytes(folder, save(arrays))
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(folder: Path, sha256: str) -> str | None:
+    """Returns None when the artifact's bytes still hash to its name, else what is wrong."""
+    p = path_of(folder, sha256)
+    if not p.is_file():
+        return f"missing: {p}"
+    actual = _hash_file(p)
+    return None if actual == sha256 else f"damaged: {p} hashes to {actual[:12]}"
+
+
+def copy_out(folder: Path, sha256: str, target: Path) -> Path:
+    """Copies an artifact to ``target`` (e.g. a figure beside a report) and returns the path."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path_of(folder, sha256), target)
+    return target
+
+
+__all__ = [
+    "Stored",
+    "copy_out",
+    "path_of",
+    "put_bytes",
+    "put_file",
+    "put_result",
+    "put_tensors",
+    "verify",
+]
