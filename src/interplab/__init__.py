@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from interplab import results as results
     from interplab import sites as sites
     from interplab import stats as stats
+    from interplab import store as store
     from interplab import techniques as techniques
     from interplab import types as types
     from interplab import viz as viz
@@ -90,6 +91,7 @@ _SUBPACKAGES = frozenset(
         "results",
         "sites",
         "stats",
+        "store",
         "techniques",
         "types",
         "viz",

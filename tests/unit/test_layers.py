@@ -29,6 +29,7 @@ TORCH_FREE = [
     "interplab.results.base",
     "interplab.viz",
     "interplab.report",
+    "interplab.store",
 ]
 
 _REPORT_HEAVY = f"""
