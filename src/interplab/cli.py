@@ -4,44 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from interplab.commands._options import (
-    DeviceOpt,
-    DtypeOpt,
-    JsonOpt,
-    ModelOpt,
-    PlotOpt,
-    console,
-    err,
-    load_model,
-)
-
-if TYPE_CHECKING:
-    from interplab.core.model import Model
+from interplab.commands._options import console, err
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="interplab: look inside open language models, test causal hypotheses, defend the results.",
 )
-
-
-def _check_space(m: Model, *tokens: str | None) -> None:
-    """Warns when a target lacks the leading space that a mid-sentence word has."""
-    for t in tokens:
-        if t and not t[0].isspace():
-            try:
-                m.token_id(" " + t)
-            except ValueError:
-                continue
-            err.print(
-                f"[yellow]note:[/] {t!r} has no leading space; mid-sentence words are usually ' {t}'"
-            )
 
 
 @app.command()
@@ -93,92 +67,6 @@ def models(
 
 
 @app.command()
-def lens(
-    prompt: Annotated[list[str], typer.Argument(help="one or more prompts")],
-    target: Annotated[str | None, typer.Option(help="one token to follow, e.g. ' Paris'")] = None,
-    k: Annotated[int, typer.Option(help="top-k tokens per cell")] = 5,
-    model: ModelOpt = "smollm2-135m",
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = "float32",
-    json_path: JsonOpt = None,
-    plot: PlotOpt = None,
-) -> None:
-    """Logit lens: the top tokens and the target's probability and rank after every layer."""
-    from interplab.techniques import logit_lens
-    from interplab.viz.figures import save
-
-    m = load_model(model, device, dtype)
-    _check_space(m, target)
-    result = logit_lens(m, prompt, target=target, k=k)
-    for i, p in enumerate(result.prompts):
-        table = Table(title=f"logit lens at the last token of: {p!r}")
-        table.add_column("layer")
-        table.add_column(f"top-{min(k, 3)} (prob)")
-        if target is not None:
-            table.add_column(f"p({target!r})", justify="right")
-            table.add_column("rank", justify="right")
-        last = int(result.lengths[i]) - 1
-        for li, layer in enumerate(result.layers):
-            tops = ", ".join(
-                f"{result.top_tokens[i][li][last][j]!r} {result.top_probs[i, li, last, j]:.2f}"
-                for j in range(min(k, 3))
-            )
-            row = [layer, tops]
-            if target is not None:
-                row += [
-                    f"{result.target_prob[i, li, last]:.4f}",
-                    str(result.target_rank[i, li, last]),
-                ]
-            table.add_row(*row)
-        console.print(table)
-    if target is not None and result.n >= 2:
-        console.print(result.summary().describe())
-    _outputs(result, json_path, plot, save)
-
-
-@app.command()
-def dla(
-    prompt: Annotated[list[str], typer.Argument(help="one or more prompts")],
-    target: Annotated[str, typer.Option(help="the token whose logit is attributed, e.g. ' Mary'")],
-    baseline: Annotated[
-        str | None, typer.Option(help="subtract this token's logit, e.g. ' John'")
-    ] = None,
-    top: Annotated[int, typer.Option(help="rows in the table")] = 12,
-    model: ModelOpt = "smollm2-135m",
-    device: DeviceOpt = "cpu",
-    dtype: DtypeOpt = "float32",
-    json_path: JsonOpt = None,
-    plot: PlotOpt = None,
-) -> None:
-    """Direct logit attribution: each layer's and head's direct write toward the target."""
-    from interplab.techniques import direct_logit_attribution
-    from interplab.viz.figures import save
-
-    m = load_model(model, device, dtype)
-    _check_space(m, target, baseline)
-    result = direct_logit_attribution(m, prompt, target=target, baseline=baseline)
-    what = f"logit({target!r})" + (f" - logit({baseline!r})" if baseline else "")
-    mean = result.contributions.mean(0)
-    table = Table(title=f"direct contributions to {what} (mean over {result.n} prompt(s))")
-    table.add_column("component")
-    table.add_column("contribution", justify="right")
-    for i in np.argsort(-np.abs(mean))[:top]:
-        table.add_row(result.labels[i], f"{mean[i]:+.3f}")
-    heads = result.heads.mean(0)
-    for flat in np.argsort(-np.abs(heads).ravel())[: min(top, 5)]:
-        layer, head = np.unravel_index(flat, heads.shape)
-        table.add_row(f"  head L{layer}.h{head}", f"{heads[layer, head]:+.3f}")
-    console.print(table)
-    console.print(
-        f"actual {what}: {result.actual.mean():+.3f}; sum of parts {result.total.mean():+.3f} "
-        f"(max error {result.error.max():.1e})"
-    )
-    if result.n >= 2:
-        console.print(result.summary().describe())
-    _outputs(result, json_path, plot, save)
-
-
-@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="folder for index.html, figures and JSON")] = Path(
         "reports/demo"
@@ -188,13 +76,6 @@ def demo(
     from interplab.demo import run_demo
 
     run_demo(out, console=console)
-
-
-def _outputs(result, json_path: Path | None, plot: Path | None, save) -> None:
-    if json_path is not None:
-        console.print(f"wrote {result.to_json(json_path)}")
-    if plot is not None:
-        console.print(f"wrote {save(result.figure(), plot)}")
 
 
 def _register_command_groups() -> None:
@@ -208,6 +89,14 @@ def _register_command_groups() -> None:
     from interplab.commands import path_patching as path_patching_commands
 
     path_patching_commands.register(app)
+    from interplab.commands import dla as dla_commands
+    from interplab.commands import lens as lens_commands
+
+    lens_commands.register(app)
+    dla_commands.register(app)
+    from interplab.commands import store as store_commands
+
+    store_commands.register(app)
 
 
 _register_command_groups()

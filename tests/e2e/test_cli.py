@@ -69,11 +69,16 @@ def test_lens_prints_a_table_and_writes_json_and_a_figure(tmp_path):
         str(tmp_path / "lens.png"),
     )
     assert out.returncode == 0, out.stderr
-    assert "L29" in out.stdout and "' Paris'" in out.stdout
-    data = json.loads((tmp_path / "lens.json").read_text())
-    assert data["target"] == " Paris"
-    assert data["target_rank"][0][-1][-1] == 0
+    assert "L29.resid_post" in out.stdout and "' Paris'" in out.stdout
+    assert "top-1 token, per prompt: L2" in out.stdout  # a Site, never a row index
+    from interplab.results.lens import LensResult
+
+    lens = LensResult.from_json(tmp_path / "lens.json")
+    assert lens.target == " Paris"
+    assert lens.at_last(lens.target_rank)[0, -1] == 0
     assert (tmp_path / "lens.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<svg" in (tmp_path / "lens.html").read_text()  # the page --plot promises
+    assert f"wrote {tmp_path / 'lens.html'}" in out.stdout.replace("\n", "")
 
 
 def test_dla_attributes_the_ioi_prompt_toward_mary(tmp_path):
@@ -86,12 +91,18 @@ def test_dla_attributes_the_ioi_prompt_toward_mary(tmp_path):
         " John",
         "--json",
         str(tmp_path / "dla.json"),
+        "--plot",
+        str(tmp_path / "dla"),
     )
     assert out.returncode == 0, out.stderr
-    assert "sum of parts" in out.stdout
+    assert "sum of parts" in out.stdout and "head L" in out.stdout and ".attn.z.h" in out.stdout
     data = json.loads((tmp_path / "dla.json").read_text())
-    assert data["actual"][0] > 2
     assert data["max_error"] < 1e-3
+    from interplab.results.dla import DLAResult
+
+    assert DLAResult.from_json(tmp_path / "dla.json").actual[0] > 2
+    assert (tmp_path / "dla.png").read_bytes()[:4] == b"\x89PNG"  # no suffix: PNG
+    assert "<svg" in (tmp_path / "dla.html").read_text()
 
 
 @pytest.mark.parametrize(
@@ -102,6 +113,8 @@ def test_dla_attributes_the_ioi_prompt_toward_mary(tmp_path):
         (["lens", ""], "empty"),
         (["dla", "hi there", "--target", " Mary", "--baseline", " Mary"], "same token"),
         (["lens", "hi", "--dtype", "float8"], "unknown dtype"),
+        (["lens", "hi", "--k", "0"], "k must be > 0"),
+        (["dla", "hi", "--target", " Mary", "--model", "no-such-model"], "Embedded models"),
     ],
 )
 def test_user_errors_exit_2_with_one_clear_line(args, message):
@@ -109,6 +122,19 @@ def test_user_errors_exit_2_with_one_clear_line(args, message):
     assert out.returncode == 2
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command", [["lens", "hi"], ["dla", "hi", "--target", " Mary"]])
+def test_lens_and_dla_check_output_paths_before_loading_the_model(tmp_path, command):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for args, message in (
+        (["--plot", str(tmp_path / "fig.gif")], "cannot write a figure as '.gif'"),
+        (["--json", str(blocker / "r.json")], "is a file, not a folder"),
+    ):
+        out = run(*command, *args, "--model", "no-such-model")
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
 
 
 def test_demo_writes_a_self_contained_report(tmp_path):

@@ -8,9 +8,16 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import interplab as ip
+from interplab import results, viz
 from interplab.demo import ioi_prompts
 from interplab.models import ModelNotFoundError
-from interplab.techniques import direct_logit_attribution, logit_lens
+from interplab.techniques import (
+    DLAResult,
+    LensConfig,
+    LensResult,
+    direct_logit_attribution,
+    logit_lens,
+)
 
 PROMPTS = [
     "The Eiffel Tower is located in the city of",
@@ -174,11 +181,18 @@ def test_steering_during_generation_applies_at_every_step(smol):
 
 def test_logit_lens_finds_paris_late_and_reproduces_the_logits(smol):
     result = logit_lens(smol, PROMPTS[0], target=" Paris")
+    assert result.sites[0] == ip.Site(None, "embed") and result.sites[-1] == ip.Site(
+        29, "resid_post"
+    )
     assert result.at_last(result.target_rank)[0, -1] == 0  # the model's answer
     assert result.at_last(result.target_prob)[0, -1] > 0.5
     first = result.first_layer_top1()[0]
-    assert first is not None and first >= 20  # assembled late, as in the literature on small models
-    assert result.at_last(result.target_rank)[0, 5] > 100  # and absent early
+    # assembled late, as in the literature on small models; the Site carries the true layer
+    assert first is not None and first.component == "resid_post"
+    assert first.layer is not None and first.layer >= 20
+    ranks = result.at_last(result.target_rank)[0]
+    assert ranks[result.row(first)] == 0 and (ranks[: result.row(first)] != 0).all()
+    assert ranks[result.row("L4.resid_post")] > 100  # and absent early
     logits = smol(PROMPTS[0])[0, -1]
     assert result.top_ids[0, -1, -1, 0] == int(logits.argmax())
     torch.testing.assert_close(
@@ -197,7 +211,10 @@ def test_dla_parts_sum_to_the_logit_difference_and_point_to_mary(smol):
     summary = result.summary()
     assert int(np.asarray(summary.significant).sum()) >= 1
     top = int(np.argmax(np.asarray(summary.mean)))
-    assert result.labels[top].endswith("attn_out")  # name movers: attention writes the name
+    assert result.sites[top].component == "attn_out"  # name movers: attention writes the name
+    np.testing.assert_array_equal(result.component(result.sites[top]), result.contributions[:, top])
+    assert result.top_components(1, summary=summary)[0].site in result.sites
+    assert "at cell (" not in result.describe(summary=summary)
     mary = direct_logit_attribution(smol, PROMPTS[1], target=" Mary", baseline=" John")
     assert mary.actual[0] > 2 and mary.total[0] > 2
 
@@ -209,8 +226,32 @@ def test_results_serialise_with_provenance(smol, tmp_path):
     assert prov["model"]["weights_sha256"] == smol.info.weights_sha256
     assert prov["versions"]["torch"].startswith("2.13.0")
     assert len(prov["data_sha256"]) == 64
+    assert prov["config"] == LensConfig(target=" Paris").to_dict()
     assert data["summary"]["n"] == 2
-    assert len(data["target_prob"]) == 2
+    assert data["target_prob"]["shape"][0] == 2
+
+
+def test_lens_and_dla_round_trip_through_json_and_draw(smol, tmp_path):
+    prompts, io, s = ioi_prompts()
+    written = [
+        logit_lens(smol, PROMPTS, target=" Paris", k=3),
+        direct_logit_attribution(smol, prompts[:4], target=io[:4], baseline=s[:4]),
+    ]
+    for result in written:
+        path = result.to_json(tmp_path / f"{result.technique}.json")
+        loaded = results.load(path)
+        assert type(loaded) is type(result)
+        assert isinstance(loaded, LensResult | DLAResult)
+        for name, value in vars(result).items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(getattr(loaded, name), value)
+        assert loaded.sites == result.sites
+        assert viz.figure(loaded).axes
+        files = viz.save(loaded, tmp_path / f"{result.technique}.png")
+        assert [p.suffix for p in files] == [".png", ".html"]  # the promised interactive page
+        assert "<svg" in files[1].read_text()
+    described = written[0].describe()
+    assert "at L29.resid_post" in described and "at cell (" not in described
 
 
 def test_bad_inputs_get_clear_errors(smol):

@@ -10,6 +10,7 @@ recovers nothing before layer 16 and 92-127% from layer 23 on; attention at the 
 import numpy as np
 import pytest
 
+from interplab import viz
 from interplab.data import factual_pairs
 from interplab.techniques.tracing import TracingError, causal_tracing
 
@@ -42,8 +43,9 @@ def test_the_fact_sits_on_the_subject_early_and_on_the_last_token_late(traced):
 
 def test_the_summary_finds_the_peak_cells_with_intervals(traced):
     top = traced.top_cells("resid", 3, summary=traced.summary("resid", n_resamples=2000))
-    assert all(row["pos"] in (3, 4) for row in top)
-    assert all(row["ci_low"] <= row["mean"] <= row["ci_high"] for row in top)
+    assert all(cell.position in (3, 4) for cell in top)
+    assert all(cell.ci_low <= cell.mean <= cell.ci_high for cell in top)
+    assert all(cell.site.component == "resid_post" for cell in top)
 
 
 def test_prompts_of_different_lengths_trace_one_by_one(smol):
@@ -61,4 +63,4 @@ def test_prompts_of_different_lengths_trace_one_by_one(smol):
     assert not np.isnan(result.effect("resid")[1]).any()
     with pytest.raises(TracingError, match="one token length"):
         result.summary()
-    assert len(result.heatmaps(example=1)[0].col_labels) == 6
+    assert len(viz.heatmaps(result, example=1)[0].col_labels) == 6

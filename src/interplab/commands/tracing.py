@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-from interplab.commands._options import BudgetOpt, JsonOpt, PlotOpt, write_outputs
+from interplab.commands._options import (
+    BudgetOpt,
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    PlotOpt,
+    check_outputs,
+    load_model,
+    write_outputs,
+)
+
+if TYPE_CHECKING:
+    from interplab.results.tracing import TracingResult
 
 
 def _factual(model: Any, n: int, seed: int, console: Console) -> Any:
@@ -22,11 +36,35 @@ def _factual(model: Any, n: int, seed: int, console: Console) -> Any:
     return dataset.subset(keep)
 
 
-def _tables(result: Any, console: Console) -> None:
-    from interplab.commands.patching import _table
-
+def _tables(result: TracingResult, console: Console) -> None:
+    """Prints each component's strongest cells, named by site, position and token."""
     for c in result.components:
-        _table(result, c, f"strongest {c} cells (restored p(answer) − corrupted)", console)
+        table = Table(title=f"strongest {c} cells (restored p(answer) − corrupted)")
+        for col in ("cell", "mean effect", "95% CI", "p (Holm)", "survives"):
+            table.add_column(col, justify="right" if col != "cell" else "left")
+        summary = result.summary(c)
+        for cell in result.top_cells(c, 12, summary=summary):
+            table.add_row(
+                cell.label,
+                f"{cell.mean:+.3f}",
+                f"[{cell.ci_low:+.3f}, {cell.ci_high:+.3f}]",
+                f"{cell.p_adjusted:.3g}",
+                "yes" if cell.significant else "no",
+            )
+        console.print(table)
+        console.print(result.describe(c, summary=summary))
+
+
+def _strongest(result: TracingResult, console: Console) -> None:
+    """Prints, for one prompt, each component's strongest cell (no CI: one prompt)."""
+    console.print(f"answer {result.answers[0]!r}")
+    for c in result.components:
+        e = result.effect(c)[0]
+        layer, pos = divmod(int(e.argmax()), e.shape[1])
+        console.print(
+            f"{c}: strongest cell {result.site(c, layer)} @ {pos} {result.tokens[0][pos]!r}: "
+            f"{e[layer, pos]:+.3f} (one prompt: no CI)"
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -51,34 +89,34 @@ def register(app: typer.Typer) -> None:
         samples: Annotated[int, typer.Option(help="noise samples per prompt")] = 10,
         window: Annotated[int, typer.Option(help="layers restored per attn/mlp cell")] = 10,
         budget_mb: BudgetOpt = 512.0,
+        model: ModelOpt = "smollm2-135m",
+        device: DeviceOpt = "cpu",
+        dtype: DtypeOpt = "float32",
         json: JsonOpt = None,
         plot: PlotOpt = None,
     ) -> None:
         """Causal tracing (ROME): noise the subject, restore each layer's state at each token."""
-        from interplab.core.model import load
+        from interplab.results.tracing import TracingConfig
         from interplab.techniques.tracing import causal_tracing
 
         console = Console()
-        model = load()
+        if prompt is not None and subject is None:
+            raise typer.BadParameter("--prompt needs --subject (the words to noise)")
+        if prompt is None and n < 1:
+            raise typer.BadParameter(f"--n must be at least 1, got {n}")
+        config = TracingConfig(
+            noise=noise, samples=samples, window=window, seed=seed, batch_budget_mb=budget_mb
+        )
+        figure = check_outputs(json, plot)
+        m = load_model(model, device, dtype)
         if prompt is not None:
-            if subject is None:
-                raise typer.BadParameter("--prompt needs --subject (the words to noise)")
             prompts: Any = [prompt]
             subjects: Any = [subject]
             answers = None if answer is None else [answer]
         else:
-            prompts, subjects, answers = _factual(model, n, seed, console), None, None
+            prompts, subjects, answers = _factual(m, n, seed, console), None, None
         result = causal_tracing(
-            model,
-            prompts,
-            subjects=subjects,
-            answers=answers,
-            noise=noise,
-            samples=samples,
-            window=window,
-            seed=seed,
-            batch_budget_mb=budget_mb,
-            progress=True,
+            m, prompts, subjects=subjects, answers=answers, config=config, progress=True
         )
         console.print(
             f"p(answer): clean {result.clean.mean():.3f}, corrupted {result.corrupted.mean():.3f} "
@@ -87,12 +125,6 @@ def register(app: typer.Typer) -> None:
         if result.n >= 2:
             _tables(result, console)
         else:
-            console.print(f"answer {result.answers[0]!r}")
-            for c in result.components:
-                e = result.effect(c)[0]
-                layer, pos = divmod(int(e.argmax()), e.shape[1])
-                console.print(
-                    f"{c}: strongest cell L{layer} @ {pos} {result.tokens[0][pos]!r}: "
-                    f"{e[layer, pos]:+.3f} (one prompt: no CI)"
-                )
-        write_outputs(result, json, plot, 0 if result.n == 1 else None, out=console)
+            _strongest(result, console)
+        options = {"example": 0} if result.n == 1 else {}
+        write_outputs(result, json, figure, out=console, **options)

@@ -1,36 +1,58 @@
 """The sweep of causal tracing: every (component, layer, sample) restoration of one position packed
 into the batch dimension, chunked under a memory budget (see `interplab.techniques.tracing`).
 
-On the Llama family a row runs HF's decoder layers only from the first layer it restores, only
-on the positions from the restored one onward (reusing the corrupted run's keys and values), and
-unembeds only the last position; other families run whole forwards with hooks, still batched.
+1. Per prompt, a clean run (`Model.run`) keeps every layer's restored sites and the answer's
+   probability; a corrupted run adds the subject noise as an `Add` on ``embed``.
+2. Per position i from the subject on, one row per (component, layer, sample), sorted by the
+   first layer each row must run (``join``), is chunked under the budget.
+3. The ``suffix`` path (models where `Model.supports_partial`): the corrupted run is a
+   `Model.base_run`; a row joins at the first layer it restores, with the corrupted residual
+   below it, runs `Model.partial` layers on positions i.. only over the corrupted run's keys and
+   values before i, and `Model.unembed` reads its last position. The ``hooks`` path runs whole
+   forwards (`Model.forward`) with the restorations as interventions, still batched.
+
+This module owns the types it shares with `interplab.techniques.tracing` (`TraceInputs`,
+`Sweep`); it never imports that module.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from interplab.core.interventions import Add, Apply
+from interplab.core.interventions import Add, Apply, Intervention
 from interplab.core.model import Model
-from interplab.models.adapter import get_module
+from interplab.core.partial import BaseRun
+from interplab.results.tracing import SITE_OF
 from interplab.sites import Site
-from interplab.techniques._suffix import run_layer, suffix
+from interplab.techniques._progress import progress_bar
 
-if TYPE_CHECKING:
-    from interplab.techniques.tracing import _Inputs
-
-SITE_OF: dict[str, str] = {"resid": "resid_post", "attn": "attn_out", "mlp": "mlp_out"}
+EMBED = Site(None, "embed")
 
 
 @dataclass(frozen=True)
-class _Sweep:
-    restored: dict[str, np.ndarray]
+class TraceInputs:
+    """What is traced: token ids per prompt, subject spans, answers (None: the clean top-1)."""
+
+    ids: list[Tensor]  # one [pos] tensor per prompt (no padding)
+    spans: list[tuple[int, int]]
+    answer_ids: list[int | None]
+    tokens: list[list[str]]
+    prompts: list[str] | None
+    subjects: list[str] | None
+    data_sha256: str
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What the sweep measured: restored p(answer) per component, the baselines, the answers."""
+
+    restored: dict[str, np.ndarray]  # component -> [n, layer, pos]
     clean: np.ndarray  # [n]
     corrupted: np.ndarray  # [n, samples]
     answer_ids: list[int]
@@ -54,26 +76,17 @@ class _Rows:
         return int(self.comp.shape[0])
 
 
-@dataclass(frozen=True)
-class _Corrupted:
-    prob: Tensor  # [samples] p(answer)
-    bounds: list[Tensor]  # residual entering layer j, j = 0..L (L: the final residual) [S, T, d]
-    keys: list[Tensor]  # [S, kv_heads, T, d_head] per layer
-    values: list[Tensor]
-
-
-def _sweep(
+def sweep(
     model: Model,
-    inputs: _Inputs,
+    inputs: TraceInputs,
     comps: tuple[str, ...],
     noises: list[Tensor],
     window: int,
     method: str,
     budget_mb: float,
     progress: bool,
-) -> _Sweep:
-    from interplab.techniques._progress import progress_bar
-
+) -> Sweep:
+    """Returns p(answer) of every cell, restored in noised runs (see the module docstring)."""
     n_layers, n = model.dims.n_layers, len(inputs.ids)
     samples = noises[0].shape[0]
     width = max(len(r) for r in inputs.ids)
@@ -92,18 +105,23 @@ def _sweep(
             answers.append(answer)
             clean_p[e] = float(torch.softmax(logits.float(), -1)[answer])
             noise = noises[e].to(model.device, model.dtype)
-            base = _corrupted_run(model, row, noise, answer, keep=method == "suffix")
-            corrupted_p[e] = base.prob.double().cpu().numpy()
+            ids = row[None].expand(samples, -1)
+            noised: list[Intervention] = [Add(EMBED, noise)]
+            base = model.base_run(ids, interventions=noised) if method == "suffix" else None
+            logits_c = (
+                base.logits if base is not None else model.run(ids, interventions=noised).logits
+            )
+            corrupted_p[e] = _prob(logits_c[:, -1], answer).double().cpu().numpy()
             for c in comps:
                 restored[c][e, :, :length] = corrupted_p[e].mean()  # before the subject: exact
             for i in range(start, length):
                 rows = _rows(comps, n_layers, samples, window)
-                row_bytes = _row_bytes(model, length - i if method == "suffix" else length, length)
+                row_bytes = _row_bytes(model, length - i if base is not None else length, length)
                 limit = max(1, int(budget_mb * 2**20 // row_bytes))
                 sums = torch.zeros(len(comps), n_layers, dtype=torch.float64)
                 for lo in range(0, len(rows), limit):
                     chunk = rows.take(slice(lo, lo + limit))
-                    if method == "suffix":
+                    if base is not None:
                         p = _suffix_chunk(model, base, clean, comps, chunk, i, answer)
                     else:
                         p = _hook_chunk(model, row, noise, clean, comps, chunk, i, answer)
@@ -111,44 +129,21 @@ def _sweep(
                     advance(len(chunk))  # type: ignore[operator]
                 for ci, c in enumerate(comps):
                     restored[c][e, :, i] = (sums[ci] / samples).numpy()
-    return _Sweep(restored, clean_p, corrupted_p, answers)
+    return Sweep(restored, clean_p, corrupted_p, answers)
+
+
+def _prob(logits: Tensor, answer: int) -> Tensor:
+    return torch.softmax(logits.float(), -1)[:, answer]
 
 
 def _clean_run(
     model: Model, row: Tensor, comps: tuple[str, ...]
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Returns each component's clean activations ``[layer, pos, d_model]`` and the last logits."""
-    n_layers = model.dims.n_layers
-    sites = [Site(layer, SITE_OF[c]) for c in comps for layer in range(n_layers)]  # type: ignore[arg-type]
-    with model.capture(sites) as cache:
-        logits = model.hf(input_ids=row[None], use_cache=False).logits[0, -1]
-    acts = {
-        c: torch.stack([cache[Site(layer, SITE_OF[c])][0] for layer in range(n_layers)])  # type: ignore[arg-type]
-        for c in comps
-    }
-    return acts, logits
-
-
-def _corrupted_run(
-    model: Model, row: Tensor, noise: Tensor, answer: int, *, keep: bool
-) -> _Corrupted:
-    """Runs the noised prompt once per sample; keeps residuals and keys/values for the suffix."""
-    n_layers = model.dims.n_layers
-    ids = row[None].expand(noise.shape[0], -1)
-    noised = [Add(Site(None, "embed"), noise)]
-    resid = [Site(i, "resid_pre") for i in range(n_layers)] + [Site(n_layers - 1, "resid_post")]
-    with model.capture(resid if keep else [], interventions=noised) as cache:
-        out = model.hf(input_ids=ids, use_cache=keep)
-    prob = torch.softmax(out.logits[:, -1].float(), -1)[:, answer]
-    if not keep:
-        return _Corrupted(prob, [], [], [])
-    kv = out.past_key_values
-    return _Corrupted(
-        prob,
-        [cache[s] for s in resid],
-        [kv.layers[i].keys for i in range(n_layers)],
-        [kv.layers[i].values for i in range(n_layers)],
-    )
+    layers = range(model.dims.n_layers)
+    run = model.run(row[None], capture=[Site(i, SITE_OF[c]) for c in comps for i in layers])
+    acts = {c: torch.stack([run.cache[Site(i, SITE_OF[c])][0] for i in layers]) for c in comps}
+    return acts, run.logits[0, -1]
 
 
 def _rows(comps: tuple[str, ...], n_layers: int, samples: int, window: int) -> _Rows:
@@ -182,21 +177,21 @@ def _restorations(
     i: int,
     position: int,
     joined: int,
-) -> list[Apply]:
+) -> list[Intervention]:
     """Returns one Apply per site of ``layer`` that writes the clean value at ``position`` into
     the first ``joined`` rows whose window holds the layer (a resid row's window is its layer;
     on the suffix path it joins above it, so it is never written here)."""
-    out = []
+    out: list[Intervention] = []
     for ci, c in enumerate(comps):
         active = (rows.comp == ci) & (rows.lo <= layer) & (layer < rows.hi)
         idx = active[:joined].nonzero().flatten()
         if len(idx):
             fn = _writer(idx, clean[c][layer, i])
-            out.append(Apply(Site(layer, SITE_OF[c]), fn, positions=[position]))  # type: ignore[arg-type]
+            out.append(Apply(Site(layer, SITE_OF[c]), fn, positions=[position]))
     return out
 
 
-def _writer(idx: Tensor, value: Tensor) -> Any:
+def _writer(idx: Tensor, value: Tensor) -> Callable[[Tensor], Tensor]:
     def write(t: Tensor) -> Tensor:
         t = t.clone()
         t[idx] = value
@@ -216,34 +211,33 @@ def _hook_chunk(
     answer: int,
 ) -> Tensor:
     """Returns p(answer) of each row, every row a whole forward with hooks (any family)."""
-    ivs: list[Any] = [Add(Site(None, "embed"), noise[rows.sample])]
+    ivs: list[Intervention] = [Add(EMBED, noise[rows.sample])]
     for layer in range(model.dims.n_layers):
         ivs += _restorations(comps, rows, layer, clean, i, i, len(rows))
     with model.intervene(ivs):
-        out = model.hf(input_ids=row[None].expand(len(rows), -1), use_cache=False)
-    return torch.softmax(out.logits[:, -1].float(), -1)[:, answer]
+        logits = model.forward(row[None].expand(len(rows), -1))
+    return _prob(logits[:, -1], answer)
 
 
 def _suffix_chunk(
     model: Model,
-    base: _Corrupted,
+    base: BaseRun,
     clean: dict[str, Tensor],
     comps: tuple[str, ...],
     rows: _Rows,
     i: int,
     answer: int,
 ) -> Tensor:
-    """Returns p(answer) of each row: HF's decoder layers from the row's first restored layer
-    on, over positions i.. only, with the corrupted run's keys and values before i."""
-    n_layers = model.dims.n_layers
-    length = base.bounds[0].shape[1]
-    sx = suffix(model, base.bounds[0], base.keys[0], base.values[0], i)
+    """Returns p(answer) of each row: the model's decoder layers from the row's first restored
+    layer on, over positions i.. only, with the corrupted run's keys and values before i."""
+    n_layers, length = model.dims.n_layers, base.length
+    part = model.partial(i, length, base)
     resid = comps.index("resid") if "resid" in comps else -1
-    hidden = base.bounds[0].new_empty((0, length - i, base.bounds[0].shape[-1]))
+    hidden = base.resid[0].new_empty((0, length - i, base.resid[0].shape[-1]))
     for layer in range(int(rows.join[0]), n_layers + 1):
         joining = (rows.join == layer).nonzero().flatten()
         if len(joining):
-            h = base.bounds[layer][rows.sample[joining], i:].clone()
+            h = base.resid[layer][rows.sample[joining], i:].clone()
             if resid >= 0 and layer > 0:  # resid rows join above the layer they restore
                 h[rows.comp[joining] == resid, 0] = clean["resid"][layer - 1, i]
             hidden = torch.cat([hidden, h])
@@ -251,10 +245,8 @@ def _suffix_chunk(
             break
         joined = len(hidden)
         with model.intervene(_restorations(comps, rows, layer, clean, i, 0, joined)):
-            hidden = run_layer(
-                model, sx, layer, hidden, base.keys, base.values, rows.sample[:joined]
-            )
-    hf: Any = model.hf
-    final = get_module(hf, model.adapter.final_norm)(hidden[:, -1])
-    logits = get_module(hf, model.adapter.unembed)(final)
-    return torch.softmax(logits.float(), -1)[:, answer]
+            hidden = part.layer(layer, hidden, rows.sample[:joined])
+    return _prob(model.unembed(hidden[:, -1]), answer)
+
+
+__all__ = ["Sweep", "TraceInputs", "sweep"]

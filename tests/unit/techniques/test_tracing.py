@@ -1,6 +1,7 @@
 """Causal tracing on tiny random models: the batched sweep equals a one-cell-at-a-time loop of
-plain interventions, no noise means no effect, full restorations recover the clean run, and bad
-inputs fail with messages that say what is valid."""
+plain interventions on both paths, no noise means no effect, full restorations recover the clean
+run, results round-trip through JSON and draw, and bad inputs fail with messages that say what is
+valid."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ import numpy as np
 import pytest
 import torch
 
+from interplab import results, viz
+from interplab.configs import ConfigError
 from interplab.core.interventions import Add, Patch
+from interplab.sites import Site
 from interplab.techniques.tracing import (
+    TracingCell,
+    TracingConfig,
     TracingError,
+    TracingResult,
     causal_tracing,
+    embedding_std,
     factual_subjects,
     subject_noise,
     window_range,
@@ -36,7 +44,7 @@ def llama4():
 def _reference(model, ids, spans, result) -> dict[str, np.ndarray]:
     """p(answer) per cell, one forward per (example, sample, cell) through `model.intervene`."""
     n_layers = model.dims.n_layers
-    scale = result.noise * float(model.hf.get_input_embeddings().weight.detach().std())
+    scale = result.noise * float(model.weights.W_E.detach().std())
     noises = subject_noise(list(ids), spans, result.samples, scale, 0, model.dims.d_model)
     out = {c: np.zeros((len(ids), n_layers, ids.shape[1])) for c in result.components}
     sites = [f"L{j}.{s}" for s in SITE.values() for j in range(n_layers)]
@@ -60,14 +68,26 @@ def _reference(model, ids, spans, result) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize(("family", "window"), [("llama", 3), ("gpt2", 2)])
-def test_batched_sweep_equals_one_cell_at_a_time_interventions(llama4, family, window):
-    model = llama4 if family == "llama" else tiny_model("gpt2")
+@pytest.mark.parametrize(
+    ("family", "window", "method"),
+    [("llama", 3, "auto"), ("llama", 3, "hooks"), ("qwen3", 2, "auto"), ("gpt2", 2, "auto")],
+)
+def test_batched_sweep_equals_one_cell_at_a_time_interventions(llama4, family, window, method):
+    model = llama4 if family == "llama" else tiny_model(family)
     ids, spans = _ids(2), SPANS[:2]
     result = causal_tracing(
-        model, ids, subjects=spans, samples=2, window=window, noise=5.0, progress=False
+        model,
+        ids,
+        subjects=spans,
+        samples=2,
+        window=window,
+        noise=5.0,
+        method=method,
+        progress=False,
     )
-    assert result.method == ("suffix" if family == "llama" else "hooks")
+    fast = model.supports_partial() and method == "auto"
+    assert result.method == ("suffix" if fast else "hooks")
+    assert bool(result.fallback) == (method == "auto" and not model.supports_partial())
     ref = _reference(model, ids, spans, result)
     for c in result.components:
         np.testing.assert_allclose(result.restored[c], ref[c], atol=1e-5, rtol=0)
@@ -143,25 +163,52 @@ def test_window_range_follows_romes_rule():
     assert list(window_range(4, 3, 30)) == [3, 4, 5]
 
 
-def test_result_serialises_and_draws(llama4, tmp_path):
+def test_result_round_trips_through_json_and_draws(llama4, tmp_path):
     import json
 
-    from interplab.viz.figures import save
-
     result = causal_tracing(llama4, _ids(), subjects=[(3, 5)] * 3, samples=2, progress=False)
-    data = json.loads(result.to_json(tmp_path / "t.json").read_text())
+    path = result.to_json(tmp_path / "t.json")
+    data = json.loads(path.read_text())
     assert data["technique"] == "causal_tracing"
-    assert data["provenance"]["config"]["noise"] == 3.0
-    assert np.array(data["effects"]["resid"]).shape == (3, 4, 7)
+    assert data["provenance"]["config"] == TracingConfig(samples=2).to_dict()
+    assert data["effects"]["resid"]["shape"] == [3, 4, 7]
     assert "resid" in data["summary"]
-    assert [m.title for m in result.heatmaps()] == [
+    loaded = results.load(path)
+    assert isinstance(loaded, TracingResult)
+    for c in result.components:
+        np.testing.assert_array_equal(loaded.restored[c], result.restored[c])
+    np.testing.assert_array_equal(loaded.corrupted_samples, result.corrupted_samples)
+    assert loaded.subject_spans == result.subject_spans == [(3, 5)] * 3
+    assert (loaded.components, loaded.method, loaded.sigma) == (
+        result.components,
+        result.method,
+        result.sigma,
+    )
+    assert [m.title for m in viz.heatmaps(loaded)] == [
         "restore resid_post",
         "restore attn_out, window 10",
         "restore mlp_out, window 10",
     ]
-    assert result.heatmaps()[0].col_labels[3].endswith("*")
-    assert save(result.figure(), tmp_path / "t.png").stat().st_size > 1000
-    assert save(result.figure(example=1), tmp_path / "t1.png").stat().st_size > 1000
+    assert viz.heatmaps(loaded)[0].col_labels[3].endswith("*")
+    hover = viz.heatmaps(loaded)[0].hover
+    assert hover is not None and "L2.resid_post @ 4" in hover[2][4]
+    written = viz.save(loaded, tmp_path / "t.png")
+    assert [p.suffix for p in written] == [".png", ".html"]
+    assert written[0].stat().st_size > 1000 and "<svg" in written[1].read_text()
+    assert viz.save(loaded, tmp_path / "t1.png", example=1)[0].stat().st_size > 1000
+    assert viz.figure(loaded).axes
+
+
+def test_top_cells_and_descriptions_name_sites_not_indices(llama4):
+    result = causal_tracing(llama4, _ids(), subjects=[(3, 5)] * 3, samples=2, progress=False)
+    s = result.summary("attn", n_resamples=200)
+    top = result.top_cells("attn", 3, summary=s)
+    assert all(isinstance(c, TracingCell) and c.site.component == "attn_out" for c in top)
+    assert top[0].mean == pytest.approx(float(np.nanmax(s.mean)))
+    assert top[0].label.startswith(f"{top[0].site} @ {top[0].position} ")
+    assert result.site("mlp", 2) == Site(2, "mlp_out")
+    text = result.describe("attn", summary=s)
+    assert "at cell (" not in text and "attn_out @" in text
 
 
 def test_one_prompt_traces_but_has_no_summary(llama4):
@@ -183,8 +230,39 @@ def test_one_prompt_traces_but_has_no_summary(llama4):
     ],
 )
 def test_bad_options_raise_clear_errors(llama4, kwargs, match):
-    with pytest.raises(TracingError, match=match):
+    with pytest.raises((TracingError, ConfigError), match=match):
         causal_tracing(llama4, _ids(), progress=False, **kwargs)
+
+
+def test_config_lists_valid_choices_and_keywords_equal_a_config(llama4):
+    with pytest.raises(ConfigError, match="'auto', 'suffix', 'hooks'"):
+        TracingConfig(method="fast")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="finite"):
+        TracingConfig(noise=float("nan"))
+    cfg = TracingConfig(components=("resid",), samples=2, window=3, seed=4)
+    a = causal_tracing(llama4, _ids(), subjects=SPANS, config=cfg, progress=False)
+    b = causal_tracing(
+        llama4,
+        _ids(),
+        subjects=SPANS,
+        components="resid",
+        samples=2,
+        window=3,
+        seed=4,
+        progress=False,
+    )
+    np.testing.assert_array_equal(a.restored["resid"], b.restored["resid"])
+    assert a.provenance.config == b.provenance.config == cfg.to_dict()
+    with pytest.raises(TracingError, match="method='suffix' cannot run"):
+        causal_tracing(tiny_model("gpt2"), _ids(), subjects=SPANS, method="suffix", progress=False)
+
+
+def test_sigma_is_the_embedding_std_times_the_embedding_scale():
+    for family in ("llama", "gemma3"):
+        model = tiny_model(family)
+        scale = float(getattr(model.weights.embedding, "embed_scale", 1.0))
+        expected = float(model.weights.W_E.detach().float().std()) * scale
+        assert embedding_std(model) == pytest.approx(expected, rel=1e-6)
 
 
 def test_text_prompts_need_their_subject_in_the_prompt():
