@@ -212,15 +212,21 @@ class Project:
 
     def summary(self, run_id: int) -> dict[str, Any] | None:
         """Returns a run's summary (``result.summary().to_dict()``), computing it from the stored
-        result the first time and keeping it; None when the result has none (see
-        ``summary_error``)."""
+        result the first time and keeping it; None when the result has none (``summary_error``
+        says why) or its result type cannot be read in this process."""
         rec = self.run(run_id)
         if rec.summary is not None or rec.summary_error is not None:
             return rec.summary
         if rec.artifact("result") is None:
             return None
+        from interplab.results import ResultError
+
         try:
-            summary, error = self.result(run_id).summary().to_dict(), None
+            result = self.result(run_id)
+        except ResultError:
+            return None  # its result type is not importable in this process: nothing to keep
+        try:
+            summary, error = result.summary().to_dict(), None
         except (ValueError, NotImplementedError, TypeError) as e:
             summary, error = None, f"{type(e).__name__}: {e}"
         with self.write() as conn:
