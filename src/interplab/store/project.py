@@ -36,12 +36,13 @@ from interplab.store import rerun as _rerun
 from interplab.store.compare import RunDiff, diff_runs
 from interplab.store.location import Location, init, resolve
 from interplab.store.records import (
-    RUN_COLUMNS,
     STATUSES,
     Artifact,
     RunRecord,
+    run_columns,
     run_from_row,
 )
+from interplab.store.summaries import headline_json
 
 
 class Project:
@@ -130,7 +131,7 @@ class Project:
         _recording.mark_stale(self)
         with self.read() as conn:
             row = conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (int(run_id),)
+                f"SELECT {run_columns(summary=True)} FROM runs WHERE id = ?", (int(run_id),)
             ).fetchone()
             if row is None:
                 raise db.StoreError(f"no run {run_id} in {self.root}; `interplab runs` lists them")
@@ -168,7 +169,7 @@ class Project:
         if hypothesis is not None:
             where.append("id IN (SELECT run_id FROM hypothesis_runs WHERE hypothesis_id = ?)")
             args.append(int(hypothesis))
-        sql = f"SELECT {RUN_COLUMNS} FROM runs"
+        sql = f"SELECT {run_columns(summary=False)} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"
@@ -231,11 +232,13 @@ class Project:
             summary, error = None, f"{type(e).__name__}: {e}"
         with self.write() as conn:
             conn.execute(
-                "UPDATE runs SET summary = ?, n_tests = ?, summary_error = ? WHERE id = ?",
+                "UPDATE runs SET summary = ?, n_tests = ?, summary_error = ?, headline = ? "
+                "WHERE id = ?",
                 (
                     None if summary is None else json.dumps(summary),
                     None if summary is None else summary.get("n_tests"),
                     error,
+                    headline_json(summary),
                     int(run_id),
                 ),
             )

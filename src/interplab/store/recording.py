@@ -5,7 +5,7 @@
    host and a heartbeat; it joins the open sprint and the hypotheses named by `evidence_for`. A
    background ``git status`` starts (`capture.GitProbe`), and a heartbeat thread refreshes the
    row every `HEARTBEAT_S` seconds from its own connection.
-2. Finish: the artifacts are written first (the result JSON by ``result.to_json``, tensors as
+2. Finish: the artifacts are written first (the result as JSON by the results codec, tensors as
    safetensors, figures, examples, inputs), then one transaction marks the run ``done`` with its
    end time, git state, what the result's provenance adds, and the artifact rows.
 3. An exception marks the run ``failed`` with the error; Ctrl-C (or any non-``Exception``
@@ -36,6 +36,7 @@ from interplab.provenance import data_hash, jsonable
 from interplab.store import artifacts as files
 from interplab.store import capture
 from interplab.store.db import StoreError, connect, transaction
+from interplab.store.summaries import headline_json
 
 if TYPE_CHECKING:
     from interplab.store.project import Project
@@ -170,6 +171,7 @@ class RunHandle:
             d = summary.to_dict() if callable(getattr(summary, "to_dict", None)) else summary
             self._update["summary"] = json.dumps(jsonable(d))
             self._update["n_tests"] = d.get("n_tests")
+            self._update["headline"] = headline_json(d)
         if tensors:
             self._pending.append(
                 ("tensors.safetensors", "tensors", files.put_tensors(folder, dict(tensors)))
@@ -306,7 +308,7 @@ def _end(
         "git_dirty": None if git.dirty is None else int(git.dirty),
     }
     for key, value in handle._update.items():
-        if key in ("summary", "n_tests", "versions", "command") or (
+        if key in ("summary", "n_tests", "headline", "versions", "command") or (
             key in fillable and value is not None
         ):
             columns[key] = value

@@ -13,6 +13,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from interplab.store.summaries import Headline, headline_from_json
+
 Status = Literal["running", "done", "failed", "interrupted"]
 STATUSES: tuple[str, ...] = ("running", "done", "failed", "interrupted")
 HypothesisStatus = Literal["open", "supported", "refuted", "abandoned"]
@@ -62,13 +64,14 @@ class RunRecord:
     command: str | None
     seed: int | None
     data_sha256: str | None
-    summary: dict[str, Any] | None
+    summary: dict[str, Any] | None  # filled by `Project.run`; listings leave it None
     summary_error: str | None
     n_tests: int | None
     error: str | None
     sprint_id: int | None
     rerun_of: int | None
     label: str | None
+    headline: Headline | None  # the summary's most extreme cell, also in listings
     artifacts: tuple[Artifact, ...] = ()  # filled by `Project.run`; listings leave it empty
 
     @property
@@ -81,21 +84,29 @@ class RunRecord:
         return next((a for a in self.artifacts if a.kind == kind), None)
 
 
-RUN_COLUMNS = (
+_COLUMNS = (
     "id, technique, status, started, ended, heartbeat, pid, host, config, model_name, "
     "model_sha256, model, versions, git_commit, git_dirty, cwd, command, seed, data_sha256, "
-    "summary, summary_error, n_tests, error, sprint_id, rerun_of, label"
+    "{summary}, summary_error, n_tests, error, sprint_id, rerun_of, label, headline"
 )
 
 
+def run_columns(*, summary: bool) -> str:
+    """Returns the SELECT list `run_from_row` reads; without the summary for listings."""
+    return _COLUMNS.format(summary="summary" if summary else "NULL")
+
+
+_DECODE = json.JSONDecoder().raw_decode  # skips loads' whitespace checks: the store wrote it
+
+
 def _json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else _DECODE(text)[0]
 
 
 def run_from_row(
     row: sqlite3.Row | tuple[Any, ...], artifacts: tuple[Artifact, ...] = ()
 ) -> RunRecord:
-    """Returns the record of a ``SELECT {RUN_COLUMNS}`` row."""
+    """Returns the record of a row selected with `run_columns`."""
     r = tuple(row)
     return RunRecord(
         id=r[0],
@@ -124,6 +135,7 @@ def run_from_row(
         sprint_id=r[23],
         rerun_of=r[24],
         label=r[25],
+        headline=headline_from_json(r[26]),
         artifacts=artifacts,
     )
 
@@ -204,7 +216,6 @@ class Sprint:
 
 __all__ = [
     "HYPOTHESIS_STATUSES",
-    "RUN_COLUMNS",
     "STATUSES",
     "Artifact",
     "Decision",
@@ -218,5 +229,6 @@ __all__ = [
     "Sprint",
     "Status",
     "iso",
+    "run_columns",
     "run_from_row",
 ]

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from interplab.store import capture
+from interplab.store.artifacts import result_dict
 from interplab.store.compare import Comparison, compare
 from interplab.store.db import StoreError
 
@@ -164,7 +165,7 @@ def rerun(
     if run.id is not None:
         with project.write() as conn:
             conn.execute("UPDATE runs SET rerun_of = ? WHERE id = ?", (int(run_id), run.id))
-    new = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    new = json.loads(json.dumps(result_dict(result), allow_nan=False))
     prov = new.get("provenance") or {}
     reasons = _why_not_exact(stored, prov, prov.get("versions") or capture.versions())
     exact = not reasons

@@ -16,7 +16,9 @@ Migrations only add (tables, columns, indexes, backfills); they never drop a use
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 APPLICATION_ID = 0x49504C42
@@ -30,6 +32,7 @@ class Migration:
     version: int
     title: str
     statements: tuple[str, ...]
+    backfill: Callable[[sqlite3.Connection], None] | None = None  # runs after, same transaction
 
 
 _V1 = (
@@ -139,10 +142,29 @@ _V3 = (
     "CREATE INDEX hypothesis_runs_by_run ON hypothesis_runs (run_id)",
 )
 
+
+def _backfill_headlines(conn: sqlite3.Connection) -> None:
+    from interplab.store.summaries import headline_json
+
+    rows = conn.execute("SELECT id, summary FROM runs WHERE summary IS NOT NULL").fetchall()
+    conn.executemany(
+        "UPDATE runs SET headline = ? WHERE id = ?",
+        [(headline_json(json.loads(text)), run_id) for run_id, text in rows],
+    )
+
+
+_V4 = ("ALTER TABLE runs ADD COLUMN headline TEXT",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and their artifacts", _V1),
     Migration(2, "the research log: sprints, notes, hypotheses, findings", _V2),
     Migration(3, "tested-cell counts and indexes for listing large projects", _V3),
+    Migration(
+        4,
+        "each summary's headline cell, so listings need not parse summaries",
+        _V4,
+        _backfill_headlines,
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -170,6 +192,8 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
                 continue
             for statement in step.statements:
                 conn.execute(statement)
+            if step.backfill is not None:
+                step.backfill(conn)
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(step.version),),

@@ -6,12 +6,15 @@ report and the CLI need its sentences (``describe``) and one row per run for a t
 1. `summary_from_dict` rebuilds the `interplab.stats.Summary` (null back to NaN, lists back to
    arrays of the stored cell shape), so ``describe()`` prints what the live summary printed.
 2. `headline` picks the cell with the largest absolute mean, as ``describe`` names it, and
-   returns its mean, CI and adjusted p-value with n and the number of tests.
+   returns its mean, CI and adjusted p-value with n and the number of tests. The store keeps it
+   in its own small column, so listing thousands of runs never parses their summaries.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import json
+import math
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +22,7 @@ import numpy as np
 if TYPE_CHECKING:
     from interplab.stats import Summary
 
+_DECODE = json.JSONDecoder().raw_decode
 _ARRAYS = ("mean", "ci_low", "ci_high", "p_value", "p_adjusted", "effect_size")
 _MASKS = ("significant", "weak_evidence")
 
@@ -87,4 +91,28 @@ def headline(d: dict[str, Any]) -> Headline:
     )
 
 
-__all__ = ["Headline", "headline", "summary_from_dict"]
+def headline_json(d: dict[str, Any] | None) -> str | None:
+    """Returns the headline of a stored summary as the JSON the ``headline`` column keeps."""
+    if d is None:
+        return None
+    try:
+        h = asdict(headline(d))
+    except (KeyError, TypeError, ValueError):
+        return None  # not a summary this version can read: listings show no headline
+    return json.dumps(
+        {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in h.items()}
+    )
+
+
+def headline_from_json(text: str | None) -> Headline | None:
+    """Returns the `Headline` kept in the ``headline`` column (None when there is none)."""
+    if text is None:
+        return None
+    d = _DECODE(text)[0]
+    for k in ("mean", "ci_low", "ci_high", "p_adjusted"):
+        d[k] = float("nan") if d[k] is None else float(d[k])
+    d["cell"] = tuple(d["cell"])
+    return Headline(**d)
+
+
+__all__ = ["Headline", "headline", "headline_from_json", "headline_json", "summary_from_dict"]

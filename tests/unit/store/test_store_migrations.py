@@ -10,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from interplab.stats import summarize
 from interplab.store import SCHEMA_VERSION, Project, schema
 from interplab.store.location import ARTIFACTS, DB_NAME
 
@@ -23,7 +26,8 @@ def _first_version_store(root: Path) -> Path:
     conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
     assert schema.migrate(conn, target=1) == 1
     conn.execute("PRAGMA journal_mode = WAL")
-    summary = {"mean": 1.5, "n": 10, "n_tests": 7}
+    values = np.random.default_rng(0).normal(1.0, 1.0, size=(10, 7))
+    summary = summarize(values, n_resamples=500).to_dict()
     conn.execute(
         "INSERT INTO runs (technique, status, started, ended, heartbeat, pid, host, config, "
         "model_name, summary) VALUES ('lens', 'done', 1.0, 2.0, 2.0, 1, 'h', ?, 'm', ?)",
@@ -47,6 +51,8 @@ def test_a_first_version_store_migrates_and_keeps_its_runs(tmp_path):
         run = p.run(1)
         assert (run.technique, run.config, run.model_name) == ("lens", {"k": 3}, "m")
         assert run.n_tests == 7  # backfilled from the stored summary by migration 3
+        assert run.headline is not None and run.headline.n == 10  # and its headline by 4
+        assert p.runs()[0].headline == run.headline
         assert run.artifacts[0].name == "r.json"
         h = p.hypothesis("works after migrating")  # tables of migration 2
         assert p.link(h.id, 1).preregistered is False

@@ -84,6 +84,9 @@ def test_the_summary_is_computed_from_the_stored_result_once(project):
     summary = project.summary(rec.id)
     assert summary == json.loads(json.dumps(result.summary().to_dict()))
     assert project.run(rec.id).n_tests == 4 and project.run(rec.id).summary == summary
+    (listed,) = project.runs()  # listings carry the headline, not the whole summary
+    assert listed.summary is None and listed.headline is not None
+    assert listed.headline.n == len(PROMPTS) and listed.headline.n_tests == 4
 
 
 def test_a_summary_given_at_finish_is_stored(project):
