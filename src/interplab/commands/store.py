@@ -12,36 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from interplab.store import Project
-
 from interplab.commands._options import console, err
+from interplab.commands.store_log import ProjectOpt, hypothesis_id, open_project, run_id
 
-ProjectOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--project",
-        help="project folder (default: $INTERPLAB_PROJECT, the enclosing project, or the "
-        "per-user default)",
-    ),
-]
-
-
-def open_project(project: Path | None) -> Project:
-    """Returns the chosen project, opened."""
-    from interplab.store import Project
-
-    return Project.open(project)
-
-
-def run_id(text: str) -> int:
-    """Returns the run id in ``12`` or ``r12``."""
-    from interplab.store import StoreError
-
-    raw = text.strip().lstrip("rR#")
-    if not raw.isdigit():
-        raise StoreError(f"{text!r} is not a run id (a number, as `interplab runs` lists)")
-    return int(raw)
+if TYPE_CHECKING:
+    from interplab.store.summaries import Headline
 
 
 def _short(value: object, width: int = 60) -> str:
@@ -49,12 +24,9 @@ def _short(value: object, width: int = 60) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
-def _headline(summary: dict | None) -> str:
-    if not summary:
+def _headline(h: Headline | None) -> str:
+    if h is None:
         return ""
-    from interplab.store.summaries import headline
-
-    h = headline(summary)
     return f"{h.mean:.3g} [{h.ci_low:.3g}, {h.ci_high:.3g}] n={h.n}, {h.n_tests} tests"
 
 
@@ -62,7 +34,7 @@ def register(app: typer.Typer) -> None:
     """Adds the notebook's commands to ``app``."""
     from interplab.commands import store_log
 
-    store_log.register(app)
+    store_log.register(app)  # log, hypothesis, finding, sprint
 
     @app.command()
     def init(
@@ -97,8 +69,6 @@ def register(app: typer.Typer) -> None:
         """List recorded runs, newest first (``runs show``, ``runs diff``, ``runs check``)."""
         if ctx.invoked_subcommand is not None:
             return
-        from interplab.commands.store_log import hypothesis_id
-
         p = open_project(project)
         found = p.runs(
             technique=technique,
@@ -124,7 +94,7 @@ def register(app: typer.Typer) -> None:
         for r in found:
             secs = "" if r.duration is None else f"{r.duration:.1f}"
             table.add_row(str(r.id), r.technique, r.status, iso(r.started), secs,
-                          r.model_name or "", _headline(r.summary), r.label or "")  # fmt: skip
+                          r.model_name or "", _headline(r.headline), r.label or "")  # fmt: skip
         console.print(table)
 
     @runs_app.command("show")
@@ -273,4 +243,4 @@ def register(app: typer.Typer) -> None:
         console.print(f"exported {n} runs to {to} (experiment {experiment!r})")
 
 
-__all__ = ["ProjectOpt", "open_project", "register", "run_id"]
+__all__ = ["register"]

@@ -9,21 +9,26 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from interplab.commands._options import console
+
 if TYPE_CHECKING:
     from interplab.store import Project
 
-from interplab.commands._options import console
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        help="project folder (default: $INTERPLAB_PROJECT, the enclosing project, or the "
+        "per-user default)",
+    ),
+]
 
 
-def _project(project: Path | None) -> Project:
+def open_project(project: Path | None) -> Project:
+    """Returns the chosen project, opened."""
     from interplab.store import Project
 
     return Project.open(project)
-
-
-ProjectOpt = Annotated[
-    Path | None, typer.Option("--project", help="project folder (default: as `interplab runs`)")
-]
 
 
 def _id(text: str, letter: str, what: str) -> int:
@@ -34,6 +39,16 @@ def _id(text: str, letter: str, what: str) -> int:
         raw = raw[1:]
     if not raw.isdigit():
         raise StoreError(f"{text!r} is not a {what} id ({letter}3 or 3)")
+    return int(raw)
+
+
+def run_id(text: str) -> int:
+    """Returns the run id in ``12`` or ``r12``."""
+    from interplab.store import StoreError
+
+    raw = text.strip().lstrip("rR#")
+    if not raw.isdigit():
+        raise StoreError(f"{text!r} is not a run id (a number, as `interplab runs` lists)")
     return int(raw)
 
 
@@ -67,10 +82,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a timestamped note (or a limitation, or star a run); without text, show the
         log: notes, hypotheses, findings, sprints and runs in time order."""
-        from interplab.commands.store import run_id
         from interplab.store.records import iso
 
-        p = _project(project)
+        p = open_project(project)
         if text is not None:
             if star is not None:
                 n = p.highlight(run_id(star), text, artifact=artifact)
@@ -110,7 +124,7 @@ def register(app: typer.Typer) -> None:
         """Write down a hypothesis now (hashed with its time, chained to the one before)."""
         from interplab.store.records import iso
 
-        h = _project(project).hypothesis(text)
+        h = open_project(project).hypothesis(text)
         console.print(f"H{h.id} written {iso(h.created)}; sha256 {h.sha256}")
 
     @hyp.command("list")
@@ -118,7 +132,7 @@ def register(app: typer.Typer) -> None:
         """List hypotheses with their status and pre-registered / post hoc evidence."""
         from interplab.store.records import iso
 
-        p = _project(project)
+        p = open_project(project)
         links = p.links()
         table = Table(title="hypotheses")
         for col in ("id", "written", "status", "pre-reg.", "post hoc", "hypothesis"):
@@ -136,9 +150,7 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
     ) -> None:
         """Count runs as evidence on a hypothesis (marked pre-registered or post hoc by time)."""
-        from interplab.commands.store import run_id
-
-        p = _project(project)
+        p = open_project(project)
         for r in runs:
             link = p.link(hypothesis_id(hypothesis), run_id(r))
             mark = "pre-registered" if link.preregistered else "post hoc (the hypothesis is newer)"
@@ -152,13 +164,13 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
     ) -> None:
         """Mark a hypothesis supported, refuted, abandoned (or open again)."""
-        h = _project(project).set_status(hypothesis_id(hypothesis), status, note)  # type: ignore[arg-type]
+        h = open_project(project).set_status(hypothesis_id(hypothesis), status, note)  # type: ignore[arg-type]
         console.print(f"H{h.id}: {h.status}")
 
     @hyp.command("verify")
     def hyp_verify(project: ProjectOpt = None) -> None:
         """Check the hypotheses' hash chain (no text or time edited since it was written)."""
-        problems = _project(project).verify()
+        problems = open_project(project).verify()
         for line in problems:
             console.print(line)
         if problems:
@@ -181,9 +193,7 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
     ) -> None:
         """Record a finding with its evidence runs, confidence and what would change my mind."""
-        from interplab.commands.store import run_id
-
-        f = _project(project).finding(
+        f = open_project(project).finding(
             claim,
             evidence=[run_id(r) for r in run],
             confidence=confidence,
@@ -199,7 +209,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title="findings")
         for col in ("id", "confidence", "evidence", "family", "claim"):
             table.add_column(col)
-        for f in _project(project).findings():
+        for f in open_project(project).findings():
             table.add_row(f"F{f.id}", f"{f.confidence:.0%}", ", ".join(map(str, f.evidence)),
                           f.family or "its runs", f.claim)  # fmt: skip
         console.print(table)
@@ -212,7 +222,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show a finding and its evidence corrected over its family (how many tests stand
         behind it)."""
-        p = _project(project)
+        p = open_project(project)
         f = p.get_finding(_id(finding, "F", "finding"))
         c = p.correct(f.id, alpha=alpha)
         console.print(
@@ -234,9 +244,9 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
     ) -> None:
         """Add evidence runs to a finding."""
-        from interplab.commands.store import run_id
-
-        f = _project(project).add_evidence(_id(finding, "F", "finding"), [run_id(r) for r in runs])
+        f = open_project(project).add_evidence(
+            _id(finding, "F", "finding"), [run_id(r) for r in runs]
+        )
         console.print(f"F{f.id} evidence: {', '.join(map(str, f.evidence))}")
 
     spr = typer.Typer(help="Sprints and their post-mortems.", no_args_is_help=True)
@@ -249,7 +259,7 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
     ) -> None:
         """Open a sprint: runs, notes, hypotheses and findings from now on belong to it."""
-        s = _project(project).sprint_start(name, goal)
+        s = open_project(project).sprint_start(name, goal)
         console.print(f"S{s.id} {s.name} started")
 
     @spr.command("end")
@@ -267,7 +277,7 @@ def register(app: typer.Typer) -> None:
 
         given = {"tried": tried, "worked": worked, "differently": differently, "decision": decision}
         answers = {key: _answer(given[key], question) for key, question in POSTMORTEM}
-        p = _project(project)
+        p = open_project(project)
         s = p.sprint_end(
             tried=answers["tried"],
             worked=answers["worked"],
@@ -288,7 +298,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title="sprints")
         for col in ("id", "name", "started", "ended", "decision", "goal"):
             table.add_column(col)
-        for s in _project(project).sprints():
+        for s in open_project(project).sprints():
             table.add_row(
                 f"S{s.id}", s.name, iso(s.started), iso(s.ended), s.decision or "", s.goal
             )
@@ -304,7 +314,7 @@ def register(app: typer.Typer) -> None:
         """Show a sprint: what it tested (hypotheses, runs, cells) and its post-mortem."""
         from interplab.store.findings import POSTMORTEM
 
-        p = _project(project)
+        p = open_project(project)
         stats = p.sprint_stats(None if sprint is None else _id(sprint, "S", "sprint"))
         s = stats.sprint
         console.print(f"S{s.id} {s.name}: {s.goal}")
@@ -319,4 +329,4 @@ def register(app: typer.Typer) -> None:
             console.print(f"{question} {getattr(s, key) or '(open)'}")
 
 
-__all__ = ["hypothesis_id", "register"]
+__all__ = ["ProjectOpt", "hypothesis_id", "open_project", "register", "run_id"]
