@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from test_cli import interrupt_after, run
 
 
@@ -99,6 +100,49 @@ def test_steer_and_top_examples_run_end_to_end(tmp_path):
         "<mark" in (tmp_path / "top.html").read_text()
         or "background" in (tmp_path / "top.html").read_text()
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["probe", "--probe", "svm"], "'logistic', 'diffmean'"),
+        (["probe", "--folds", "1"], "at least 2 folds"),
+        (["probe", "--plot", "p.gif"], "cannot write a figure as '.gif'"),
+        (["probe", "--save-directions", "d.pt"], ".safetensors or .npz"),
+        (["steer", "--coefficients", "nan,inf"], "coefficients must be finite numbers"),
+        (["steer", "--coefficients", "0,inf"], "coefficients must be finite numbers"),
+        (["steer", "--component", "attn_out"], "'resid_pre', 'resid_post'"),
+        (["ablate-direction", "hi", "--random", "--layer", "99"], "takes no --layer"),
+        (["ablate-direction", "hi"], "give either --direction PATH with --layer, or --random"),
+        (["ablate-direction", "hi", "--random", "--n-random", "0"], "n_random must be > 0"),
+        (
+            ["top-examples", "--corpus", "nosuchcorpus"],
+            "neither a built-in corpus (wiki, lee, all, austen)",
+        ),
+        (["top-examples", "--k", "0"], "k must be > 0"),
+        (["top-examples", "--site", "L3.nothing"], "cannot parse site"),
+    ],
+)
+def test_probe_steer_ablate_and_top_examples_refuse_bad_input_before_loading(args, message):
+    out = run(*args, "--model", "no-such-model")  # the model is never reached
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) <= 3
+
+
+def test_ablate_direction_checks_the_layer_of_saved_directions(tmp_path):
+    import numpy as np
+
+    from interplab.results.directions import ProbeDirections
+
+    saved = ProbeDirections(
+        np.ones((2, 576)), np.zeros(2), (3, 12), "diffmean", "resid_post", "last"
+    )
+    path = saved.save(tmp_path / "d.safetensors")
+    out = run("ablate-direction", "hi", "--direction", str(path), "--layer", "99",
+              "--model", "no-such-model")  # fmt: skip
+    assert out.returncode == 2 and "no direction for layer 99; layers: [3, 12]" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_patch_ablations_side_by_side(tmp_path):

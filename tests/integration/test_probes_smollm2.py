@@ -14,8 +14,11 @@ from interplab.data import truth_dataset
 from interplab.techniques.activations import Activations, gather_activations
 from interplab.techniques.directions import (
     ablation_interventions,
+    compare_ablation,
     direction_components,
+    norm_matched_random_directions,
     orthogonalized_model,
+    unit_direction,
 )
 from interplab.techniques.probes import (
     probe_activations,
@@ -44,9 +47,9 @@ def test_truth_probe_beats_its_control_task_at_a_middle_layer(truth, acts):
     best = r.best_layer
     b = r.at(best)
     assert 5 <= best <= 25, f"best layer {best} is not a middle layer"
-    assert b["selectivity"] > 0.2, r.describe()
-    assert b["accuracy_low"] > b["control_high"], r.describe()
-    assert b["selectivity_low"] > 0.0, r.describe()
+    assert b.selectivity > 0.2, r.describe()
+    assert b.accuracy_low > b.control_high, r.describe()
+    assert b.selectivity_low > 0.0, r.describe()
     # Early layers cannot tell a true capital from a false one; the control never can.
     assert r.accuracy[:3].max() < 0.6
     assert np.abs(r.control_accuracy - 0.5).max() < 0.15
@@ -78,7 +81,7 @@ def test_truth_probe_transfers_across_phrasing_and_countries(truth, acts):
     r = transfer_activations(rows(train_idx), train, rows(test_idx), test, n_resamples=2000)
     b = r.at(r.best_layer)
     assert r.n == 60 and r.train_dataset == "phrasing 0"
-    assert b["accuracy_low"] > 0.5, r.describe()
+    assert b.accuracy_low > 0.5, r.describe()
 
 
 def test_runtime_ablation_matches_orthogonalised_weights_on_smollm2(smol, acts, truth):
@@ -93,9 +96,29 @@ def test_runtime_ablation_matches_orthogonalised_weights_on_smollm2(smol, acts, 
     diff = (runtime - baked).abs().max().item()
     assert diff < 1e-3 * (1 + runtime.abs().max().item()), diff
     # SmolLM2 ties its unembedding to the embedding: the copy keeps the original readout.
-    assert torch.equal(
-        ortho.hf.get_output_embeddings().weight, smol.hf.get_input_embeddings().weight
-    )
+    assert not ortho.weights.tied_embeddings and smol.weights.tied_embeddings
+    assert torch.equal(ortho.weights.W_U, smol.weights.W_E.T)
     left = direction_components(ortho, prompts, d)
     scale = smol.run(prompts, capture=["L29.resid_post"]).cache["L29.resid_post"].norm(dim=-1)
     assert max(float(c.abs().max()) for c in left.values()) < 1e-4 * float(scale.max())
+
+
+def test_the_probe_direction_is_placed_in_a_distribution_of_random_directions(smol, acts, truth):
+    from interplab.techniques.probes import fit_probes
+
+    d = fit_probes(acts.values[:, [12]], truth.labels, probe="diffmean").directions[0]
+    prompts = ["The capital of France is", "The capital of Japan is"]
+    r = compare_ablation(smol, prompts, d, k=3, max_new_tokens=2, seed=0)
+    assert r.random_kl.shape == (2, 20) and (r.random_kl > 0).all()
+    s = r.standing()
+    assert s.n_random == 20 and 1 <= s.rank <= 21 and 0 <= s.percentile <= 100
+    # Random directions' effects spread widely: one draw alone would be no baseline.
+    assert r.random_kl.max() > 3 * r.random_kl.min()
+    # The batched rows (one random direction per row) equal ablating one direction at a time.
+    randoms = norm_matched_random_directions(unit_direction(d), 20, seed=0)
+    base = smol.run(prompts[0]).logits[0, -1].double().log_softmax(-1)
+    for j in (0, 7):
+        run = smol.run(prompts[0], interventions=ablation_interventions(smol, randoms[j]))
+        lp = run.logits[0, -1].double().log_softmax(-1)
+        kl = float((base.exp() * (base - lp)).sum())
+        assert abs(r.random_kl[0, j] - kl) <= 1e-4 * (1 + kl), (j, r.random_kl[0, j], kl)

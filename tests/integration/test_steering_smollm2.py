@@ -26,7 +26,7 @@ def result(smol):
 
 
 def test_steering_raises_happiness_above_the_random_vector_baseline(result):
-    s = result.summary()
+    s = result.summaries()
     steered, random = s["steered score"], s["random score"]
     diff = s["steered - random score"]
     assert steered.n == 8
@@ -36,6 +36,8 @@ def test_steering_raises_happiness_above_the_random_vector_baseline(result):
     assert steered.ci_low[1] > random.ci_high[1]
     assert steered.mean[1] > s["none score"].mean[1]
     assert np.isfinite(result.steered_perplexity).all()
+    main = result.summary()  # the paired steered - random difference, as one Summary
+    np.testing.assert_array_equal(main.mean, diff.mean)
 
 
 def test_coefficient_zero_generates_exactly_the_unsteered_text(result):

@@ -8,6 +8,7 @@ per-example values shaped `[n_examples, *cells]` and is vectorised over the cell
     print(summary.describe())
 """
 
+from interplab.stats.auroc import AurocResult, auroc, auroc_ci
 from interplab.stats.bootstrap import (
     BOOTSTRAP_METHODS,
     BootstrapMethod,
@@ -60,6 +61,7 @@ __all__ = [
     "EXPLORATORY_THRESHOLD",
     "SUMMARY_CORRECTIONS",
     "Alternative",
+    "AurocResult",
     "BootstrapMethod",
     "BootstrapResult",
     "Correction",
@@ -69,6 +71,8 @@ __all__ = [
     "PowerAlternative",
     "Summary",
     "SummaryCorrection",
+    "auroc",
+    "auroc_ci",
     "benjamini_hochberg",
     "bootstrap_ci",
     "cliffs_delta",

@@ -15,6 +15,7 @@ from interplab.techniques.controls import (
     control_pairs,
 )
 from interplab.techniques.directions import (
+    AblationConfig,
     AblationResult,
     ProbeDirections,
     ablate_direction,
@@ -23,6 +24,7 @@ from interplab.techniques.directions import (
     direction_components,
     load_directions,
     norm_matched_random_direction,
+    norm_matched_random_directions,
     orthogonalized_model,
 )
 from interplab.techniques.dla import DLAResult, direct_logit_attribution
@@ -31,6 +33,7 @@ from interplab.techniques.metrics import Metric, MetricError
 from interplab.techniques.patching import PatchingResult, activation_patching
 from interplab.techniques.path_patching import PathPatchingResult, path_patching
 from interplab.techniques.probes import (
+    ProbeConfig,
     ProbeResult,
     fit_probes,
     linear_probe,
@@ -43,15 +46,22 @@ from interplab.techniques.probes import (
 from interplab.techniques.steering import (
     HAPPINESS,
     Behaviour,
+    SteerConfig,
     SteeringResult,
     SteeringVector,
+    SteeringVectorConfig,
     happiness_score,
     happiness_vector,
     steer,
     steering_interventions,
     steering_vector,
 )
-from interplab.techniques.top_examples import Samples, TopExamplesResult, top_examples
+from interplab.techniques.top_examples import (
+    Samples,
+    TopExamplesConfig,
+    TopExamplesResult,
+    top_examples,
+)
 from interplab.techniques.tracing import (
     TracingError,
     TracingResult,
@@ -62,6 +72,7 @@ from interplab.techniques.tracing import (
 __all__ = [
     "HAPPINESS",
     "AblationComparison",
+    "AblationConfig",
     "AblationResult",
     "Activations",
     "AttributionResult",
@@ -75,11 +86,15 @@ __all__ = [
     "PatchingError",
     "PatchingResult",
     "PathPatchingResult",
+    "ProbeConfig",
     "ProbeDirections",
     "ProbeResult",
     "Samples",
+    "SteerConfig",
     "SteeringResult",
     "SteeringVector",
+    "SteeringVectorConfig",
+    "TopExamplesConfig",
     "TopExamplesResult",
     "TracingError",
     "TracingResult",
@@ -103,6 +118,7 @@ __all__ = [
     "load_directions",
     "logit_lens",
     "norm_matched_random_direction",
+    "norm_matched_random_directions",
     "orthogonalized_model",
     "path_patching",
     "probe_activations",

@@ -20,15 +20,13 @@ from torch import Tensor
 
 from interplab.core.model import Model
 from interplab.errors import UserError
+from interplab.results.probes import Position
 from interplab.sites import Component, Site
 
 
 class ActivationError(UserError):
     """A site, position or input that activations cannot be gathered for."""
 
-
-Position = str | int
-"""``"last"``, ``"mean"``, an int offset (negative: from the last real token), or a token text."""
 
 RESIDUAL_COMPONENTS: tuple[Component, ...] = ("resid_pre", "resid_mid", "resid_post")
 

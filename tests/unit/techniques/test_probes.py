@@ -1,5 +1,6 @@
 """Linear probes on synthetic activations and a tiny random Llama: agreement with scikit-learn and
-numpy, grouped folds, the control task, padding-aware gathering in one forward, artifacts."""
+numpy, grouped folds, the control task, padding-aware gathering in one forward, artifacts, the
+config, and the result's JSON round trip."""
 
 import json
 
@@ -7,13 +8,20 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
+from interplab import viz
+from interplab.configs import ConfigError
 from interplab.data import LabelledDataset
+from interplab.results import load
 from interplab.techniques.activations import ActivationError, Activations, gather_activations
 from interplab.techniques.directions import load_directions
 from interplab.techniques.probes import (
+    ProbeConfig,
     ProbeError,
+    ProbeResult,
+    drop_shared_groups,
     fit_probes,
     linear_probe,
     probe_activations,
@@ -155,14 +163,13 @@ def test_transfer_trains_on_one_set_and_drops_shared_groups():
         a.values[idx], a.layers, a.component, a.position, a.model, a.token_index[idx]
     )
     train, test = ds.subset(train_idx, "A"), ds.subset(test_idx, "B")
-    from interplab.techniques.probes import _drop_shared_groups
-
-    kept, dropped = _drop_shared_groups(train, test)
+    kept, dropped = drop_shared_groups(train, test)
     assert dropped == 40 and not set(kept.groups) & set(train.groups)
     keep = [i for i in test_idx if ds.groups[i] not in set(train.groups)]
     r = transfer_activations(sub(acts, train_idx), train, sub(acts, keep), kept, n_resamples=500)
     assert r.train_dataset == "A" and r.n == 80 and r.accuracy[2] > 0.9
     assert r.provenance.technique == "linear_probe_transfer"
+    assert r.train_n == 160 and r.train_sha256 == train.hash
 
 
 def test_non_binary_labels_are_refused():
@@ -240,9 +247,11 @@ def test_linear_probe_end_to_end_with_artifacts(char_model, tmp_path):
     assert (r.accuracy > 0.9).all() and (r.selectivity_ci[0] > 0.2).all()
     assert r.directions.directions.shape == (2, char_model.dims.d_model)
     payload = json.loads(r.to_json(tmp_path / "probe.json").read_text())
-    assert payload["technique"] == "linear_probe" and len(payload["correct"]) == 80
+    assert payload["technique"] == "linear_probe" and payload["correct"]["shape"] == [80, 2]
     assert payload["summary"]["n"] == 80 and payload["provenance"]["seed"] == 0
-    fig = r.figure()
+    recorded = ProbeConfig(folds=4, n_resamples=500, layers=(0, 1)).to_dict()
+    assert payload["provenance"]["config"] == recorded  # the layers actually probed
+    fig = viz.figure(r)
     assert fig.axes[0].get_xlabel().startswith("layer")
     for suffix in (".safetensors", ".npz"):
         path = r.save_directions(tmp_path / f"dirs{suffix}")
@@ -252,3 +261,54 @@ def test_linear_probe_end_to_end_with_artifacts(char_model, tmp_path):
         sidecar = json.loads(path.with_suffix(".json").read_text())
         assert sidecar["provenance"]["data_sha256"] == ds.hash
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
+
+
+def test_probe_result_round_trips_through_json_and_draws(tmp_path):
+    acts, ds, _ = _synthetic(n=120)
+    r = probe_activations(acts, ds, probe="diffmean", n_resamples=300)
+    loaded = load(r.to_json(tmp_path / "probe.json"))
+    assert isinstance(loaded, ProbeResult)
+    for name in ("scores", "correct", "accuracy_ci", "auroc_ci", "control_scores", "folds"):
+        a, b = getattr(r, name), getattr(loaded, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+    np.testing.assert_array_equal(loaded.directions.directions, r.directions.directions)
+    assert loaded.position == "last" and loaded.at(2) == r.at(2)
+    assert loaded.summary().n == r.summary().n == 120
+    assert "at L2.resid_post" in loaded.describe_summary()  # a Site, never a cell index
+    assert viz.figure(loaded).axes[0].get_ylabel() == "held-out accuracy"
+    for position in (-2, " is"):  # an int offset and a token text keep their type
+        moved = ProbeResult.from_dict(r.to_dict() | {"position": position})
+        assert moved.position == position
+
+
+def test_pooled_auroc_and_fold_auroc_match_sklearn():
+    acts, ds, y = _synthetic(n=120)
+    r = probe_activations(acts, ds, probe="logistic", n_resamples=300)
+    for layer in range(3):
+        assert r.auroc[layer] == pytest.approx(roc_auc_score(y, r.scores[:, layer]))
+        for f in range(5):
+            rows = r.folds == f
+            assert r.fold_auroc[f, layer] == pytest.approx(
+                roc_auc_score(y[rows], r.scores[rows, layer])
+            )
+    assert (r.auroc_ci[0] <= r.auroc).all() and (r.auroc <= r.auroc_ci[1]).all()
+
+
+def test_config_lists_valid_choices_and_checks_ranges():
+    with pytest.raises(ConfigError, match="'logistic', 'diffmean'"):
+        ProbeConfig(probe="svm")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="resid_pre"):
+        ProbeConfig(component="attn_out")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="folds"):
+        ProbeConfig(folds=1)
+    with pytest.raises(ConfigError, match="c "):
+        ProbeConfig(c=0.0)
+    with pytest.raises(ConfigError, match="n_controls"):
+        ProbeConfig(n_controls=0)
+    acts, ds, _ = _synthetic(n=120)
+    cfg = ProbeConfig(probe="diffmean", n_resamples=300, seed=3)
+    by_config = probe_activations(acts, ds, config=cfg)
+    by_keywords = probe_activations(acts, ds, probe="diffmean", n_resamples=300, seed=3)
+    np.testing.assert_array_equal(by_config.accuracy_ci, by_keywords.accuracy_ci)
+    recorded = by_config.provenance.config
+    assert recorded["probe"] == "diffmean" and recorded["layers"] == [0, 1, 2]

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 import torch
 
-from interplab.techniques.top_examples import top_examples
+from interplab import viz
+from interplab.configs import ConfigError
+from interplab.results import load
+from interplab.sites import Site
+from interplab.stats import Summary
+from interplab.techniques.top_examples import (
+    TopExamplesConfig,
+    TopExamplesError,
+    TopExamplesResult,
+    top_examples,
+)
+from interplab.techniques.top_examples import state as streaming_state
+from interplab.viz.top_examples import page, save_page
 
 from helpers import VOCAB, tiny_model
 
@@ -80,11 +90,11 @@ def test_context_tokens_and_activations_match_the_corpus(model):
     acts = _brute(model, corpus).reshape(-1, WINDOWS, LENGTH)
     for d in (0, 77, 128):
         for ex in result.contexts(d, "top"):
-            w, p = ex["window"], ex["position"]
+            w, p = ex.window, ex.position
             lo = max(0, p - 3)
-            assert ex["tokens"] == [str(int(t)) for t in corpus[w, lo : p + 3]]
-            np.testing.assert_array_equal(ex["acts"], acts[d, w, lo : p + 3])
-            assert ex["acts"][ex["focus"]] == ex["score"]
+            assert ex.tokens == [str(int(t)) for t in corpus[w, lo : p + 3]]
+            np.testing.assert_array_equal(ex.acts, acts[d, w, lo : p + 3])
+            assert ex.acts[ex.focus] == ex.score
 
 
 def test_random_and_quantile_samples_are_valid_distinct_members(model):
@@ -94,14 +104,14 @@ def test_random_and_quantile_samples_are_valid_distinct_members(model):
     for d in range(result.n_directions):
         for kind in ("random", "quantiles"):
             samples = result.contexts(d, kind)
-            where = [(ex["window"], ex["position"]) for ex in samples]
+            where = [(ex.window, ex.position) for ex in samples]
             assert len(set(where)) == len(where)
             for ex in samples:
-                assert acts[d, ex["window"], ex["position"]] == ex["score"]
+                assert acts[d, ex.window, ex.position] == ex.score
         assert len(result.contexts(d, "random")) == 6
         for ex in result.contexts(d, "quantiles"):
-            lo, hi = result.bin_ranges[d, ex["slot"][0]]
-            assert lo <= ex["score"] <= hi
+            lo, hi = result.bin_ranges[d, ex.slot[0]]
+            assert lo <= ex.score <= hi
         fractions = result.bin_fractions[d]
         assert fractions[0, 0] == 0.0 and np.nanmax(fractions) == 1.0
 
@@ -121,13 +131,10 @@ def test_stopping_early_changes_nothing(model):
 
 
 def test_an_interrupted_pass_resumes_from_its_checkpoint(model, tmp_path, monkeypatch):
-    # The package re-exports the function under the module's name, so fetch the module itself.
-    te = importlib.import_module("interplab.techniques.top_examples")
-
     corpus = _corpus(WINDOWS)
     full = _run(model, corpus)
     ckpt = tmp_path / "pass.ckpt"
-    original = te._State.update
+    original = streaming_state.State.update
     calls = {"n": 0}
 
     def flaky(self, *args, **kwargs):
@@ -136,11 +143,11 @@ def test_an_interrupted_pass_resumes_from_its_checkpoint(model, tmp_path, monkey
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(te._State, "update", flaky)
+    monkeypatch.setattr(streaming_state.State, "update", flaky)
     with pytest.raises(KeyboardInterrupt):
         _run(model, corpus, checkpoint=ckpt, checkpoint_every=1)
     assert ckpt.is_file()
-    monkeypatch.setattr(te._State, "update", original)
+    monkeypatch.setattr(streaming_state.State, "update", original)
     resumed = _run(model, corpus, checkpoint=ckpt)
     assert not ckpt.exists()
     np.testing.assert_array_equal(resumed.top.score, full.top.score)
@@ -150,7 +157,47 @@ def test_an_interrupted_pass_resumes_from_its_checkpoint(model, tmp_path, monkey
 
 def test_html_and_json_are_written(model, tmp_path):
     result = _run(model, _corpus(4))
-    page = result.to_html(tmp_path / "top.html", directions=["probe", 0]).read_text()
-    assert "probe" in page and "background:rgba(" in page and "quantile bins" in page
+    html = save_page(result, tmp_path / "top.html", directions=["probe", 0]).read_text()
+    assert "probe" in html and "background:rgba(" in html and "quantile bins" in html
     assert result.to_json(tmp_path / "top.json").stat().st_size > 0
-    assert result.summary()["n_tokens"] == 4 * LENGTH
+    assert result.n_tokens == 4 * LENGTH
+
+
+def test_result_round_trips_through_json_and_draws_the_same_page(model, tmp_path):
+    result = _run(model, _corpus(4))
+    loaded = load(result.to_json(tmp_path / "top.json"))
+    assert isinstance(loaded, TopExamplesResult)
+    for kind in ("top", "random", "quantiles"):
+        for field in ("score", "window", "position", "context_ids", "context_acts"):
+            a, b = getattr(getattr(result, kind), field), getattr(getattr(loaded, kind), field)
+            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), (kind, field)
+    assert loaded.units == result.units and loaded.labels[-1] == "probe"
+    assert loaded.sites[0] == Site(1, "mlp.post") and loaded.labels[0] == "L1.mlp.post[0]"
+    assert page(loaded) == page(result)
+    assert viz.figure(loaded, limit=4).axes[0].get_xlabel() == "activation"
+
+
+def test_summary_is_the_mean_over_random_tokens_per_direction(model):
+    result = _run(model, _corpus(WINDOWS))
+    s = result.summary()
+    assert isinstance(s, Summary) and s.n == 6 and s.mean.shape == (result.n_directions,)
+    np.testing.assert_allclose(s.mean, result.random.score.mean(1), rtol=1e-5, atol=1e-6)
+
+
+def test_config_and_inputs_are_checked(model):
+    with pytest.raises(ConfigError, match="n_hist"):
+        TopExamplesConfig(n_bins=5, n_hist=4)
+    with pytest.raises(ConfigError, match="k must be"):
+        TopExamplesConfig(k=0)
+    with pytest.raises(TopExamplesError, match="outside"):
+        top_examples(model, _corpus(2), site="L1.mlp.post", neurons=[999], progress=False)
+    with pytest.raises(TopExamplesError, match="finite and non-zero"):
+        top_examples(model, _corpus(2), site=None, progress=False,
+                     directions={"bad": ("L0.resid_post", torch.full((64,), float("nan")))})  # fmt: skip
+    cfg = TopExamplesConfig(k=5, n_random=6, n_bins=3, per_bin=2, n_hist=8, context=(3, 2),
+                            batch_size=BATCH)  # fmt: skip
+    by_config = top_examples(model, _corpus(4), site="L1.mlp.post", config=cfg, progress=False,
+                             directions={"probe": ("L0.resid_post", _direction())})  # fmt: skip
+    by_keywords = _run(model, _corpus(4))
+    np.testing.assert_array_equal(by_config.top.score, by_keywords.top.score)
+    assert by_config.provenance.config == cfg.to_dict()

@@ -1,0 +1,257 @@
+"""Max-activating dataset examples, streamed: top-k, random and quantile samples for many
+directions in one pass over a tokenised corpus, in memory that does not grow with the corpus.
+
+Algorithm (the dataset examples of Olah et al. 2017 "Feature Visualization"; the random and
+quantile-interval samples beside the top ones follow Bricken et al. 2023, "Towards
+Monosemanticity", whose feature pages show examples from every activation range, because the top
+examples alone make a direction look cleaner than it is):
+
+1. Directions are read from one captured forward per batch of corpus windows: the units of a site
+   (``L15.mlp.post`` gives the MLP neurons; all or a selection) and user vectors (probe or
+   steering directions) at any site, scored as the projection ``x · v / |v|``. Only the sites
+   needed are captured, and with ``stop_early`` the forward stops after the last block read
+   (`Model.activations`: no later layers, no unembedding). Each window is one independent
+   context.
+2. The streaming state (`state`) keeps per direction the exact top-k (ties to the earlier token,
+   equal to a brute-force sort bit for bit), a uniform random sample (bottom-k keys), histogram
+   counts with a reservoir per histogram bin, and running moments; each kept token keeps the
+   direction's activations on its context.
+3. With ``checkpoint`` the state is saved atomically every ``checkpoint_every`` batches and on
+   Ctrl-C, and a later call with the same corpus, directions and options resumes after the last
+   saved batch (`checkpoint`); without it an interrupt writes nothing.
+4. At the end (`finish`) contexts are read back from the corpus, the histogram is grouped into
+   approximate quantile bins with samples drawn from each, and mean/std/min/max are reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from interplab.core.model import Model
+from interplab.data.corpus import TokenizedCorpus
+from interplab.progress import progress_bar
+from interplab.provenance import Provenance, jsonable
+from interplab.results.top_examples import (
+    TopExamplesConfig,
+    TopExamplesError,
+    TopExamplesResult,
+    Unit,
+)
+from interplab.sites import Site, SiteLike
+from interplab.techniques.top_examples import checkpoint as checkpoints
+from interplab.techniques.top_examples.finish import finish
+from interplab.techniques.top_examples.state import Batch, State
+
+Directions = Mapping[str, tuple[SiteLike, Tensor]]
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """How one site's activations become directions: unit indices, or unit vectors ``[d, m]``."""
+
+    site: Site
+    units: Tensor | None
+    vectors: Tensor | None
+
+
+@torch.inference_mode()
+def top_examples(
+    model: Model,
+    corpus: TokenizedCorpus | np.ndarray,
+    *,
+    site: SiteLike | None = "L15.mlp.post",
+    neurons: Sequence[int] | None = None,
+    directions: Directions | None = None,
+    k: int = 20,
+    n_random: int = 10,
+    n_bins: int = 5,
+    per_bin: int = 4,
+    n_hist: int = 32,
+    context: tuple[int, int] = (12, 4),
+    batch_size: int = 8,
+    max_tokens: int | None = None,
+    seed: int = 0,
+    stop_early: bool = True,
+    checkpoint_every: int = 50,
+    config: TopExamplesConfig | None = None,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    corpus_name: str = "",
+) -> TopExamplesResult:
+    """Returns, for each neuron of ``site`` (or the selected ``neurons``) and each named
+    ``(site, vector)`` direction, its top-``k`` tokens in the corpus with contexts, beside uniform
+    random tokens and samples from approximate quantile bins, from one streaming pass.
+    ``config`` replaces the sampling and reading options (k ... checkpoint_every)."""
+    cfg = config or TopExamplesConfig(
+        k=k,
+        n_random=n_random,
+        n_bins=n_bins,
+        per_bin=per_bin,
+        n_hist=n_hist,
+        context=(int(context[0]), int(context[1])),
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        seed=seed,
+        stop_early=stop_early,
+        checkpoint_every=checkpoint_every,
+    )
+    windows = corpus.windows if isinstance(corpus, TokenizedCorpus) else np.asarray(corpus)
+    if windows.ndim != 2 or windows.shape[0] == 0:
+        raise TopExamplesError(
+            f"corpus must be [windows, tokens] with >= 1 window, got shape {windows.shape}"
+        )
+    n_win, length = windows.shape[0], int(windows.shape[1])
+    if cfg.max_tokens is not None:
+        n_win = min(n_win, max(1, -(-cfg.max_tokens // length)))
+    readers, units = _readers(model, site, neurons, directions)
+    sites = sorted({r.site for r in readers}, key=lambda s: s.sort_key)
+    name = corpus_name or str(getattr(corpus, "folder", "array"))
+    corpus_sha256 = _corpus_hash(corpus, windows)
+    identity = {  # what the state depends on: a checkpoint resumes only the same pass
+        "corpus": name,
+        "corpus_sha256": corpus_sha256,
+        "n_windows": n_win,
+        "window_len": length,
+        "labels_sha256": _sha256(json.dumps([u.label for u in units])),
+        "directions_sha256": _directions_hash(directions),
+        **{f: getattr(cfg, f) for f in ("k", "n_random", "n_bins", "per_bin", "n_hist")},
+        "context": list(cfg.context),
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+    }
+    offsets = torch.arange(-cfg.context[0], cfg.context[1] + 1)
+    state = State.new(len(units), cfg.k, cfg.n_random, cfg.n_hist, cfg.per_bin, len(offsets))
+    done = 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    resumed = checkpoints.resume(ckpt, identity)
+    if resumed is not None:
+        state, done = resumed
+    n_batches = -(-n_win // cfg.batch_size)
+    with progress_bar(n_win * length, "max-activating examples (tokens)", progress) as advance:
+        advance(min(done * cfg.batch_size, n_win) * length)
+        try:
+            for bi in range(done, n_batches):
+                start = bi * cfg.batch_size
+                ids = windows[start : min(start + cfg.batch_size, n_win)].astype(np.int64)
+                acts = _activations(model, torch.from_numpy(ids), sites, readers, cfg.stop_early)
+                batch = Batch(acts, start, length, offsets)
+                state = state.update(batch, cfg.seed, bi, cfg.n_hist, cfg.per_bin, cfg.n_bins)
+                done = bi + 1
+                advance(ids.size)
+                if ckpt is not None and done % cfg.checkpoint_every == 0:
+                    checkpoints.save(ckpt, state, done, identity)
+        except KeyboardInterrupt:
+            if ckpt is not None:
+                checkpoints.save(ckpt, state, done, identity)
+            raise
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)
+    tok = model.tokenizer
+    prov = Provenance(
+        technique="top_examples",
+        model=model.info.to_dict(),
+        config=cfg.to_dict(),
+        data_sha256=corpus_sha256,
+        seed=cfg.seed,
+    )
+    return finish(
+        windows,
+        state,
+        units,
+        cfg,
+        corpus=name,
+        n_windows=n_win,
+        decode=None if tok is None else (lambda i: tok.decode([i])),
+        provenance=prov,
+    )
+
+
+def _readers(
+    model: Model,
+    site: SiteLike | None,
+    neurons: Sequence[int] | None,
+    directions: Directions | None,
+) -> tuple[list[_Reader], list[Unit]]:
+    """Returns how each site is read and the directions (`Unit`) in result order."""
+    readers: list[_Reader] = []
+    units: list[Unit] = []
+    if site is not None:
+        s = model.sites(site)[0]
+        width = _width(model, s)
+        chosen = list(range(width)) if neurons is None else [int(i) for i in neurons]
+        bad = [i for i in chosen if not 0 <= i < width]
+        if bad or not chosen:
+            raise TopExamplesError(f"neurons {bad or chosen} outside {s}'s 0..{width - 1}")
+        readers.append(_Reader(s, torch.tensor(chosen), None))
+        units += [Unit(s, i) for i in chosen]
+    for name, (dsite, vector) in (directions or {}).items():
+        s = model.sites(dsite)[0]
+        v = torch.as_tensor(vector, dtype=torch.float32).flatten()
+        norm = float(v.norm())
+        if v.numel() != _width(model, s) or not np.isfinite(norm) or norm == 0.0:
+            raise TopExamplesError(
+                f"direction {name!r} has {v.numel()} entries (norm {norm:.3g}); {s} has width "
+                f"{_width(model, s)} and the vector must be finite and non-zero"
+            )
+        readers.append(_Reader(s, None, (v / v.norm())[:, None]))
+        units.append(Unit(s, None, name))
+    if not readers:
+        raise TopExamplesError("nothing to read: give site= (neurons) and/or directions=")
+    labels = [u.label for u in units]
+    if len(set(labels)) != len(labels):
+        raise TopExamplesError("direction names must be unique and differ from the neuron labels")
+    return readers, units
+
+
+def _width(model: Model, site: Site) -> int:
+    if site.head is not None or site.component.startswith("attn."):
+        raise TopExamplesError(
+            f"{site}: top examples read one vector per token (no per-head sites)"
+        )
+    if site.component == "logits":
+        raise TopExamplesError("logits are not directions; read final_norm or a residual site")
+    return model.dims.d_mlp if site.component in ("mlp.pre", "mlp.post") else model.dims.d_model
+
+
+def _activations(
+    model: Model, ids: Tensor, sites: list[Site], readers: list[_Reader], stop_early: bool
+) -> Tensor:
+    """Returns ``[batch, pos, direction]`` float32 activations of one (possibly stopped) forward."""
+    cache = model.activations(ids, sites, stop_early=stop_early)
+    parts = []
+    for r in readers:
+        a = cache[r.site].float()
+        if r.units is not None:
+            parts.append(a if len(r.units) == a.shape[-1] else a[..., r.units.to(a.device)])
+        else:
+            parts.append(a @ r.vectors.to(a.device))  # type: ignore[union-attr]
+    return torch.cat(parts, -1).cpu()
+
+
+def _corpus_hash(corpus: TokenizedCorpus | np.ndarray, windows: np.ndarray) -> str:
+    if isinstance(corpus, TokenizedCorpus):
+        return str(corpus.manifest.get("tokens_sha256", ""))
+    return hashlib.sha256(np.ascontiguousarray(windows).tobytes()).hexdigest()
+
+
+def _directions_hash(directions: Directions | None) -> str:
+    payload = {
+        name: [str(s), jsonable(torch.as_tensor(v).flatten())]
+        for name, (s, v) in (directions or {}).items()
+    }
+    return _sha256(json.dumps(payload))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+__all__ = ["Directions", "top_examples"]
