@@ -43,9 +43,11 @@ def main() -> None:
 
     from interplab.data import ContrastPair
     from interplab.demo import ioi_prompts
-    from interplab.techniques._grid import TokenPairs
-    from interplab.techniques.attribution import attribution_patching
-    from interplab.techniques.patching import activation_patching
+    from interplab.techniques.patching import (
+        TokenPairs,
+        activation_patching,
+        attribution_patching,
+    )
 
     loaded = load_model()
     model = loaded.interplab_model

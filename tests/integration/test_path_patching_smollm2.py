@@ -19,7 +19,8 @@ def _pairs(n: int) -> list[ContrastPair]:
 
 
 def test_head_senders_to_the_logits_find_the_direct_writers(smol):
-    from interplab.techniques.path_patching import path_patching
+    from interplab.sites import Site
+    from interplab.techniques.patching import path_patching
 
     torch.set_num_threads(1)
     r = path_patching(smol, _pairs(8), progress=False)
@@ -35,4 +36,4 @@ def test_head_senders_to_the_logits_find_the_direct_writers(smol):
     # Heads in the first half of the network write almost nothing to the logits directly.
     assert np.abs(mean[:15]).max() < 0.1 * np.abs(mean[23, 3])
     top = r.top_cells(k=1)[0]
-    assert top["cell"] == "L23.attn.z.h3" and top["ci_high"] < 0
+    assert top.site == Site(23, "attn.z", 3) and top.ci_high < 0

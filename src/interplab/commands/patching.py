@@ -9,7 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interplab.commands._options import BudgetOpt, JsonOpt, PlotOpt, write_outputs
+from interplab.commands._options import (
+    BudgetOpt,
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    PlotOpt,
+    check_outputs,
+    load_model,
+    write_outputs,
+)
 
 
 def _pairs(model: Any, task: str, n: int, seed: int) -> Any:
@@ -17,7 +27,7 @@ def _pairs(model: Any, task: str, n: int, seed: int) -> Any:
 
     tok = model.tokenizer
     # Generated tasks mix templates of different token lengths; draw a larger pool so that n
-    # pairs of one length (one template shape) remain after `_same_length`.
+    # pairs of one length (one template shape) remain after `same_length`.
     pool = max(10 * n, 100)
     if task == "ioi":
         return ioi_pairs(tok, n=pool, seed=seed)
@@ -34,42 +44,42 @@ def _pairs(model: Any, task: str, n: int, seed: int) -> Any:
     return load_pairs(path)
 
 
-def _same_length(model: Any, dataset: Any, console: Console, n: int) -> Any:
-    """Keeps up to ``n`` pairs of the most common token length, so positions line up."""
-    lengths = [len(model.tokenize(p.clean).ids[0]) for p in dataset]
-    best = max(set(lengths), key=lengths.count)
-    keep = [i for i, length in enumerate(lengths) if length == best][:n]
-    console.print(
-        f"[yellow]using {len(keep)} pairs of {best} tokens (of {len(lengths)} drawn): positions "
-        "must mean the same token in every example[/]"
-    )
-    if len(keep) < 2:
-        raise typer.BadParameter(
-            f"only {len(keep)} pair has {best} tokens; statistics need at least 2: raise --n"
-        )
-    return dataset.subset(keep) if hasattr(dataset, "subset") else [dataset[i] for i in keep]
-
-
-def load_task(task: str, n: int, seed: int) -> tuple[Console, Any, Any]:
-    """Returns a console, the loaded model and up to ``n`` same-length pairs of ``task``."""
-    from interplab.core.model import load
+def load_task(
+    task: str, n: int, seed: int, model: str, device: str, dtype: str
+) -> tuple[Console, Any, Any]:
+    """Returns a console, the loaded model and up to ``n`` pairs of ``task`` of one token length
+    (`interplab.data.selection.same_length`), saying what was kept."""
+    from interplab.data.selection import same_length
 
     console = Console()
-    model = load()
-    return console, model, _same_length(model, _pairs(model, task, n, seed), console, n)
+    loaded = load_model(model, device, dtype)
+    if loaded.tokenizer is None:
+        raise typer.BadParameter(f"{model} has no tokenizer; patching tasks need one")
+    chosen = same_length(_pairs(loaded, task, n, seed), loaded.tokenizer, n)
+    console.print(
+        f"[yellow]using {len(chosen)} pairs of {chosen.length} tokens (of {chosen.drawn} drawn): "
+        "positions must mean the same token in every example[/]"
+    )
+    if len(chosen) < 2:
+        raise typer.BadParameter(
+            f"only {len(chosen)} pair has {chosen.length} tokens; statistics need at least 2: "
+            "raise --n"
+        )
+    return console, loaded, chosen.pairs
 
 
 def _table(result: Any, component: str, title: str, console: Console) -> None:
+    """Prints the strongest cells of ``component`` (typed cells: label, mean, CI, p, survives)."""
     table = Table(title=title)
     for col in ("cell", "mean effect", "95% CI", "p (Holm)", "survives"):
         table.add_column(col, justify="right" if col != "cell" else "left")
-    for row in result.top_cells(component, 12):
+    for cell in result.top_cells(component, 12):
         table.add_row(
-            row["cell"],
-            f"{row['mean']:+.3f}",
-            f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]",
-            f"{row['p_adjusted']:.3g}",
-            "yes" if row["significant"] else "no",
+            cell.label,
+            f"{cell.mean:+.3f}",
+            f"[{cell.ci_low:+.3f}, {cell.ci_high:+.3f}]",
+            f"{cell.p_adjusted:.3g}",
+            "yes" if cell.significant else "no",
         )
     console.print(table)
 
@@ -90,8 +100,8 @@ def _examples(result: Any, component: str, console: Console) -> None:
         table.add_column(col, justify="right" if col == "effect" else "left")
     rows = result.examples(component)
     for row in rows:
-        table.add_row(row["kind"], f"{row['effect']:+.3f}", row["clean"][:70])
-    console.print(f"cell {rows[0]['cell']}:")
+        table.add_row(row.kind, f"{row.effect:+.3f}", row.clean[:70])
+    console.print(f"cell {rows[0].label}:")
     console.print(table)
 
 
@@ -112,11 +122,11 @@ def register(app: typer.Typer) -> None:
             f"(n={result.n})"
         )
         _table(result, component, f"{kind}: strongest {component} cells ({direction})", console)
-        console.print(result.summary(component).describe())
-        if getattr(result, "control", None) is not None:
+        console.print(result.describe(component))
+        if result.control is not None:
             console.print(result.control_comparison(component).describe())
         _examples(result, component, console)
-        write_outputs(result, json_path, plot, component, out=console)
+        write_outputs(result, json_path, plot, out=console, component=component)
 
     @app.command("patch")
     def patch(
@@ -136,35 +146,44 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = None,
         plot: PlotOpt = None,
         budget_mb: BudgetOpt = 512.0,
+        model: ModelOpt = "smollm2-135m",
+        device: DeviceOpt = "cpu",
+        dtype: DtypeOpt = "float32",
     ) -> None:
         """Activation patching: the exact effect of every cell, with CIs, Holm correction and a
         control sweep on unrelated prompts."""
-        from interplab.techniques.controls import compare_ablations
-        from interplab.techniques.patching import activation_patching
+        from interplab.techniques.patching import (
+            PatchingConfig,
+            activation_patching,
+            compare_ablations,
+        )
+        from interplab.techniques.patching.ablations import check_methods
 
-        console, model, pairs = load_task(task, n, seed)
-        if ablations is not None:
+        plot = check_outputs(json, plot)
+        methods = None if ablations is None else [m.strip() for m in ablations.split(",")]
+        if methods is not None:
+            check_methods([m for m in methods if m])
+        config = PatchingConfig(
+            components=(component,),  # type: ignore[arg-type]
+            direction=direction,  # type: ignore[arg-type]
+            batch_budget_mb=budget_mb,
+            control=control,
+        )
+        console, loaded, pairs = load_task(task, n, seed, model, device, dtype)
+        if methods is not None:
             comparison = compare_ablations(
-                model,
+                loaded,
                 pairs,
                 components=(component,),
-                methods=[m.strip() for m in ablations.split(",") if m.strip()],
+                methods=[m for m in methods if m],
                 batch_budget_mb=budget_mb,
             )
             for method, r in comparison.results.items():
                 _table(r, component, f"{method} ablation: strongest {component} cells", console)
             console.print(comparison.describe())
-            write_outputs(comparison, json, plot, component, out=console)
+            write_outputs(comparison, json, plot, out=console, component=component)
             return
-        result = activation_patching(
-            model,
-            pairs,
-            components=(component,),
-            direction=direction,  # type: ignore[arg-type]
-            batch_budget_mb=budget_mb,
-            progress=True,
-            control=control,
-        )
+        result = activation_patching(loaded, pairs, config=config, progress=True)
         report(result, "patch", component, direction, json, plot, console)
 
     @app.command("attribute")
@@ -177,17 +196,20 @@ def register(app: typer.Typer) -> None:
         control: ControlOpt = True,
         json: JsonOpt = None,
         plot: PlotOpt = None,
+        model: ModelOpt = "smollm2-135m",
+        device: DeviceOpt = "cpu",
+        dtype: DtypeOpt = "float32",
     ) -> None:
         """Attribution patching: gradient x activation difference, one forward and one backward,
         with the same estimate on unrelated control prompts."""
-        from interplab.techniques.attribution import attribution_patching
+        from interplab.techniques.patching import AttributionConfig, attribution_patching
 
-        console, model, pairs = load_task(task, n, seed)
-        result = attribution_patching(
-            model,
-            pairs,
-            components=(component,),
+        plot = check_outputs(json, plot)
+        config = AttributionConfig(
+            components=(component,),  # type: ignore[arg-type]
             direction=direction,  # type: ignore[arg-type]
             control=control,
         )
+        console, loaded, pairs = load_task(task, n, seed, model, device, dtype)
+        result = attribution_patching(loaded, pairs, config=config)
         report(result, "attribute", component, direction, json, plot, console)

@@ -1,4 +1,4 @@
-"""CLI command ``path-patch``: a thin shell over `interplab.techniques.path_patching`."""
+"""CLI command ``path-patch``: a thin shell over `interplab.techniques.patching.path`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from interplab.commands._options import BudgetOpt, JsonOpt, PlotOpt, write_outputs
+from interplab.commands._options import (
+    BudgetOpt,
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    PlotOpt,
+    check_outputs,
+    write_outputs,
+)
 from interplab.commands.patching import NOpt, SeedOpt, TaskOpt, _table, load_task
 
 
@@ -31,14 +40,18 @@ def register(app: typer.Typer) -> None:
         budget_mb: BudgetOpt = 512.0,
         json: JsonOpt = None,
         plot: PlotOpt = None,
+        model: ModelOpt = "smollm2-135m",
+        device: DeviceOpt = "cpu",
+        dtype: DtypeOpt = "float32",
     ) -> None:
         """Path patching: each sender's effect on the logits or on chosen heads' q/k/v inputs."""
-        from interplab.techniques.path_patching import SENDER_SETS, path_patching
+        from interplab.techniques.patching import SENDER_SETS, path_patching
 
-        console, model, pairs = load_task(task, n, seed)
+        plot = check_outputs(json, plot)
+        console, loaded, pairs = load_task(task, n, seed, model, device, dtype)
         sender_spec = senders if senders in SENDER_SETS else _split(senders)
         result = path_patching(
-            model,
+            loaded,
             pairs,
             senders=sender_spec,  # type: ignore[arg-type]
             receivers="logits" if receivers == "logits" else _split(receivers),
@@ -54,12 +67,12 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]note:[/] {result.note}")
         for comp in result.components:
             _table(result, comp, f"path patching: strongest {comp} senders", console)
-            console.print(result.summary(comp).describe())
+            console.print(result.describe(comp))
         write_outputs(result, json, None, out=console)
         if plot is not None:
             for comp in result.components:
                 path = plot if len(result.components) == 1 else _suffixed(plot, comp)
-                write_outputs(result, None, path, comp, out=console)
+                write_outputs(result, None, path, out=console, component=comp)
 
 
 def _split(text: str) -> list[str]:

@@ -1,19 +1,6 @@
 """Techniques: pure functions over a Model that return result objects (one file each)."""
 
-from interplab.techniques._grid import PatchingError
 from interplab.techniques.activations import Activations, gather_activations
-from interplab.techniques.attribution import (
-    AttributionResult,
-    Comparison,
-    attribution_patching,
-    compare_with_activation_patching,
-)
-from interplab.techniques.controls import (
-    AblationComparison,
-    ControlComparison,
-    compare_ablations,
-    control_pairs,
-)
 from interplab.techniques.directions import (
     AblationConfig,
     AblationResult,
@@ -30,8 +17,25 @@ from interplab.techniques.directions import (
 from interplab.techniques.dla import DLAResult, direct_logit_attribution
 from interplab.techniques.lens import LensResult, logit_lens
 from interplab.techniques.metrics import Metric, MetricError
-from interplab.techniques.patching import PatchingResult, activation_patching
-from interplab.techniques.path_patching import PathPatchingResult, path_patching
+from interplab.techniques.patching import (
+    AblationComparison,
+    AttributionConfig,
+    AttributionResult,
+    Comparison,
+    ControlComparison,
+    PatchingConfig,
+    PatchingError,
+    PatchingResult,
+    PathPatchingConfig,
+    PathPatchingResult,
+    TokenPairs,
+    activation_patching,
+    attribution_patching,
+    compare_ablations,
+    compare_with_activation_patching,
+    control_pairs,
+    path_patching,
+)
 from interplab.techniques.probes import (
     ProbeConfig,
     ProbeResult,
@@ -75,6 +79,7 @@ __all__ = [
     "AblationConfig",
     "AblationResult",
     "Activations",
+    "AttributionConfig",
     "AttributionResult",
     "Behaviour",
     "Comparison",
@@ -83,8 +88,10 @@ __all__ = [
     "LensResult",
     "Metric",
     "MetricError",
+    "PatchingConfig",
     "PatchingError",
     "PatchingResult",
+    "PathPatchingConfig",
     "PathPatchingResult",
     "ProbeConfig",
     "ProbeDirections",
@@ -94,6 +101,7 @@ __all__ = [
     "SteeringResult",
     "SteeringVector",
     "SteeringVectorConfig",
+    "TokenPairs",
     "TopExamplesConfig",
     "TopExamplesResult",
     "TracingError",

@@ -10,7 +10,8 @@ to use and interpret activation patching", section 3):
    in nats; 0 on the clean run itself, so a patch that restores the clean behaviour drives it to 0.
 4. `normalised_recovery`: ``(patched - corrupt) / (clean - corrupt)`` per example: 0 means no
    effect, 1 means the patch restores the clean metric (denoising) or, when noising, that it
-   moves the clean run all the way to the corrupt one.
+   moves the clean run all the way to the corrupt one. It works on numpy arrays and lives with
+   the results (`interplab.results.patching`), which need no torch; it is re-exported here.
 
 A `Metric` is a frozen value. `Metric.columns` tells a fast path which unembedding rows it needs,
 so ``logit_diff`` never computes the other 49,150 logits.
@@ -21,21 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from interplab.errors import UserError
+from interplab.results.patching import RECOVERY_MIN_GAP, MetricError, normalised_recovery
 
 MetricName = Literal["logit_diff", "prob", "kl"]
 METRICS: tuple[str, ...] = get_args(MetricName)
-
-RECOVERY_MIN_GAP = 1e-6
-"""`normalised_recovery` refuses examples whose |clean - corrupt| is below this."""
-
-
-class MetricError(UserError):
-    """A metric that cannot be computed on the inputs given."""
 
 
 @dataclass(frozen=True)
@@ -120,37 +113,6 @@ def kl_from_clean(clean_logprobs: Tensor, logits: Tensor) -> Tensor:
     """Returns ``KL(clean || run)`` in nats per row, from clean log-probs and this run's logits."""
     logp = torch.log_softmax(logits.float(), -1)
     return (clean_logprobs.exp() * (clean_logprobs - logp)).sum(-1)
-
-
-def normalised_recovery(
-    patched: np.ndarray,
-    clean: np.ndarray,
-    corrupt: np.ndarray,
-    *,
-    min_gap: float = RECOVERY_MIN_GAP,
-) -> np.ndarray:
-    """Returns ``(patched - corrupt) / (clean - corrupt)`` per example; ``patched`` is
-    ``[n, *cells]``, ``clean`` and ``corrupt`` are ``[n]``. Raises on an example whose clean and
-    corrupt metrics are (nearly) equal, where the ratio means nothing."""
-    patched = np.asarray(patched, dtype=np.float64)
-    clean = np.asarray(clean, dtype=np.float64)
-    corrupt = np.asarray(corrupt, dtype=np.float64)
-    if clean.shape != corrupt.shape or clean.ndim != 1 or patched.shape[:1] != clean.shape:
-        raise MetricError(
-            f"patched must be [n, ...] with clean and corrupt [n]; got {patched.shape}, "
-            f"{clean.shape}, {corrupt.shape}"
-        )
-    gap = clean - corrupt
-    small = np.flatnonzero(np.abs(gap) < min_gap)
-    if small.size:
-        i = int(small[0])
-        raise MetricError(
-            f"example {i}: clean ({clean[i]:.6g}) and corrupt ({corrupt[i]:.6g}) metrics differ by "
-            f"less than {min_gap:g}, so recovery is undefined; drop the example or report the raw "
-            "effect"
-        )
-    shape = (-1,) + (1,) * (patched.ndim - 1)
-    return (patched - corrupt.reshape(shape)) / gap.reshape(shape)
 
 
 __all__ = [

@@ -4,14 +4,29 @@ where the metric is linear in the patched activation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
 import pytest
 from torch import nn
 
-from interplab.techniques._grid import PatchingError, TokenPairs
-from interplab.techniques.attribution import attribution_patching, compare_with_activation_patching
+from interplab import viz
+from interplab.configs import ConfigError
+from interplab.results import load
+from interplab.results.patching import AttributionResult, PatchingResult
+from interplab.results.patching_compare import Comparison
+from interplab.sites import Site
 from interplab.techniques.metrics import Metric, MetricError, normalised_recovery
-from interplab.techniques.patching import FAST_TOLERANCE, activation_patching
+from interplab.techniques.patching import (
+    FAST_TOLERANCE,
+    PatchingConfig,
+    PatchingError,
+    TokenPairs,
+    activation_patching,
+    attribution_patching,
+    compare_with_activation_patching,
+)
 
 from helpers import tiny_model, token_pairs
 
@@ -37,7 +52,7 @@ def llama():
     ],
 )
 def test_fast_and_packed_paths_equal_the_one_cell_loop(llama, per, direction, source, metric):
-    kw = dict(
+    kw: dict[str, Any] = dict(
         components=ALL, per=per, direction=direction, source=source, metric=metric, control=False
     )
     slow = activation_patching(llama, _pairs(), method="loop", progress=False, **kw)
@@ -97,20 +112,68 @@ def test_result_summary_json_and_figure(llama, tmp_path):
     assert r.effect("attn.z").shape == (4, 2, 4, 7)
     s = r.summary("resid_pre", n_resamples=500)
     assert s.cell_shape == (2, 7) and s.n_tests <= 14
-    assert len(r.top_cells("resid_pre", 3, summary=s)) == 3
+    top = r.top_cells("resid_pre", 3, summary=s)
+    assert len(top) == 3 and top[0].site == Site(top[0].index[0], "resid_pre")
+    position = top[0].position
+    assert position is not None and position == top[0].index[1]
+    assert top[0].token == r.tokens[0][position]
+    assert f"at {top[0].label}" in r.describe("resid_pre", summary=s)  # named, not an index
+    heads = r.top_cells("attn.z", 1)[0]
+    assert heads.site.head is not None and heads.site.component == "attn.z"
     path = r.to_json(tmp_path / "r.json")
     assert path.exists() and not list(tmp_path.glob(".*tmp"))
-    r.figure("attn.z")
-    r.figure()
+    viz.figure(r, component="attn.z")
+    viz.figure(r)
+
+
+def test_results_round_trip_through_json_and_draw_the_same(llama, tmp_path):
+    r = activation_patching(llama, _pairs(4), components=("resid_pre", "attn.z"), progress=False)
+    loaded = load(r.to_json(tmp_path / "r.json"))
+    assert isinstance(loaded, PatchingResult) and isinstance(loaded.control, PatchingResult)
+    for c in r.components:
+        np.testing.assert_array_equal(loaded.effect(c), r.effect(c))
+        np.testing.assert_array_equal(loaded.control.effect(c), r.control.effect(c))  # type: ignore[union-attr]
+    assert loaded.provenance.config == r.provenance.config
+    assert (loaded.method, loaded.source, loaded.tokens) == (r.method, r.source, r.tokens)
+    assert loaded.top_cells(k=3) == r.top_cells(k=3)
+    viz.figure(loaded, component="attn.z")
+    viz.figure(loaded, control=True)
+    attr = attribution_patching(llama, _pairs(4), components=("resid_pre",), control=False)
+    back = AttributionResult.from_json(attr.to_json(tmp_path / "a.json"))
+    np.testing.assert_array_equal(back.effect(), attr.effect())
+    viz.figure(back)
+    cmp = compare_with_activation_patching(attr, r, n_resamples=100)
+    again = load(cmp.to_json(tmp_path / "c.json"))
+    assert isinstance(again, Comparison) and again.cells == cmp.cells
+    np.testing.assert_array_equal(again.errors, cmp.errors)
+    assert again.summary().cell_shape == (2 * 7,)
+    viz.figure(again)
+
+
+def test_a_config_runs_what_the_keywords_run(llama):
+    kw: dict[str, Any] = dict(
+        components=("resid_pre", "mlp_out"), per="all", direction="noise", control=False
+    )
+    by_keywords = activation_patching(llama, _pairs(), progress=False, **kw)
+    config = PatchingConfig(components=("resid_pre", "mlp_out"), per="all", direction="noise")
+    by_config = activation_patching(
+        llama, _pairs(), config=replace(config, control=False), progress=False
+    )
+    assert by_config.provenance.config == by_keywords.provenance.config
+    assert by_keywords.provenance.config["components"] == ["resid_pre", "mlp_out"]
+    for c in ("resid_pre", "mlp_out"):
+        np.testing.assert_array_equal(by_config.effect(c), by_keywords.effect(c))
 
 
 def test_errors_name_the_problem(llama):
     p = _pairs()
-    with pytest.raises(PatchingError, match="direction"):
+    with pytest.raises(ConfigError, match="direction"):
         activation_patching(llama, p, direction="sideways", progress=False)  # type: ignore[arg-type]
-    with pytest.raises(PatchingError, match=r"cannot patch 'attn\.q'"):
+    with pytest.raises(ConfigError, match=r"cannot patch 'attn\.q'"):
         activation_patching(llama, p, components=("attn.q",), progress=False)
-    with pytest.raises(PatchingError, match="direction='noise'"):
+    with pytest.raises(ConfigError, match=r"method=.*choose one of"):
+        activation_patching(llama, p, method="magic", progress=False)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="direction='noise'"):
         activation_patching(llama, p, source="zero", progress=False)
     with pytest.raises(PatchingError, match="one token"):
         TokenPairs(p.clean, p.corrupt, p.answer, p.answer)
@@ -145,6 +208,8 @@ def test_attribution_grids_and_comparison(llama):
     assert -1 <= cmp.pearson <= 1 and cmp.pearson_ci[0] <= cmp.pearson_ci[1]
     assert cmp.n_cells == 2 * 7 and len(cmp.worst(3)) == 3
     assert "Pearson" in cmp.describe()
-    cmp.figure()
+    worst = cmp.worst(1)[0]
+    assert worst.cell.site.component == "resid_pre" and worst.cell.position is not None
+    viz.figure(cmp)
     attr_all = attribution_patching(llama, _pairs(4), components=("attn.z",), per="all")
     assert attr_all.effect().shape == (4, 2, 4)

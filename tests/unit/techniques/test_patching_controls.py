@@ -9,11 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from interplab import viz
 from interplab.provenance import write_json
-from interplab.techniques import _fast_patch
-from interplab.techniques._grid import PatchingError, TokenPairs
-from interplab.techniques.controls import compare_ablations, compare_control, control_pairs
-from interplab.techniques.patching import activation_patching
+from interplab.results import load
+from interplab.results.patching_compare import AblationComparison
+from interplab.techniques.patching import (
+    PatchingError,
+    TokenPairs,
+    activation_patching,
+    compare_ablations,
+    compare_control,
+    control_pairs,
+    fast,
+)
 
 from helpers import tiny_model
 
@@ -43,12 +51,12 @@ def test_control_pairs_change_the_same_positions_in_other_tokens(llama):
     np.testing.assert_array_equal(ctrl.clean != ctrl.corrupt, task.clean != task.corrupt)
     assert not torch.equal(ctrl.clean, task.clean)
     # The answers are the model's own: the clean control prefers its answer to the wrong one.
-    logits = llama.hf(input_ids=ctrl.clean).logits[:, -1]
+    logits = llama.forward(ctrl.clean)[:, -1]
     rows = torch.arange(task.n)
     assert (logits[rows, ctrl.answer] >= logits[rows, ctrl.wrong]).all()
     assert torch.equal(ctrl.answer, logits.argmax(-1))
     # Where the corruption changes the top prediction, that prediction is the wrong answer.
-    top_corrupt = llama.hf(input_ids=ctrl.corrupt).logits[:, -1].argmax(-1)
+    top_corrupt = llama.forward(ctrl.corrupt)[:, -1].argmax(-1)
     changed = top_corrupt != ctrl.answer
     assert changed.sum() >= task.n // 2
     assert torch.equal(ctrl.wrong[changed], top_corrupt[changed])
@@ -99,12 +107,14 @@ def _with(result, effect):
 def test_examples_label_most_affected_random_and_quantile_prompts(llama):
     r = activation_patching(llama, _pairs(n=9), control=False, progress=False)
     rows = r.examples(k=2, n_random=3, n_bins=3)
-    kinds = [row["kind"].split(" (")[0] for row in rows]
+    kinds = [row.kind.split(" (")[0] for row in rows]
     assert kinds[:2] == ["most affected"] * 2 and kinds[2:5] == ["random"] * 3
     assert all(k.startswith("quantile bin") for k in kinds[5:]) and len(kinds) == 8
-    cell = rows[0]["cell"]
-    assert all(row["cell"] == cell for row in rows)
-    effects = [row["effect"] for row in rows]
+    where = (rows[0].site, rows[0].position, rows[0].token)
+    assert all((row.site, row.position, row.token) == where for row in rows)
+    assert rows[0].site.component == "resid_pre" and where[1] is not None
+    assert rows[0].token == r.tokens[0][where[1]]
+    effects = [row.effect for row in rows]
     assert abs(effects[0]) == max(abs(e) for e in effects)
     bins = effects[5:]
     assert bins == sorted(bins)  # one prompt from each bin, low to high
@@ -121,8 +131,13 @@ def test_ablation_methods_side_by_side_equal_separate_sweeps(llama, tmp_path):
     rho = cmp.agreement["zero~mean"]["resid_pre"]
     assert -1.0 <= rho <= 1.0
     assert "Spearman" in cmp.describe()
-    png, page = cmp.save_plot(tmp_path / "abl.png")
+    png, page = viz.save(cmp, tmp_path / "abl.png")
     assert png.stat().st_size > 1000 and page.read_text().count("<h2>") == 2
+    back = load(cmp.to_json(tmp_path / "abl.json"))
+    assert isinstance(back, AblationComparison) and back.agreement == cmp.agreement
+    np.testing.assert_array_equal(back.results["mean"].effect(), alone.effect())
+    assert back.summary("zero").cell_shape == cmp.summary("zero").cell_shape
+    viz.figure(back)
     with pytest.raises(PatchingError, match="two or more of"):
         compare_ablations(llama, _pairs(), methods=("zero",), progress=False)
 
@@ -132,7 +147,7 @@ def test_an_interrupted_sweep_leaves_no_hooks_and_the_next_sweep_is_unchanged(ll
     reference = activation_patching(
         llama, _pairs(), components=("mlp_out",), control=False, progress=False
     )
-    real = _fast_patch._run_chunk
+    real = fast._run_chunk
     calls = {"n": 0}
 
     def interrupt_third(*args, **kwargs):
@@ -141,7 +156,7 @@ def test_an_interrupted_sweep_leaves_no_hooks_and_the_next_sweep_is_unchanged(ll
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_fast_patch, "_run_chunk", interrupt_third)
+    monkeypatch.setattr(fast, "_run_chunk", interrupt_third)
     with pytest.raises(KeyboardInterrupt):
         activation_patching(
             llama,
@@ -174,7 +189,7 @@ def test_an_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
 
 def test_attribution_estimates_its_control_too(llama, tmp_path):
-    from interplab.techniques.attribution import attribution_patching
+    from interplab.techniques.patching import attribution_patching
 
     r = attribution_patching(llama, _pairs())
     assert r.control is not None and r.control.effect().shape == r.effect().shape
@@ -182,6 +197,6 @@ def test_attribution_estimates_its_control_too(llama, tmp_path):
     assert "task-specific" in r.control_comparison().describe() or "survives" in (
         r.control_comparison().describe()
     )
-    _, page = r.save_plot(tmp_path / "attr.png")
+    _, page = viz.save(r, tmp_path / "attr.png")
     assert page.read_text().count("<h2>") == 2
     assert attribution_patching(llama, _pairs(), control=False).control is None

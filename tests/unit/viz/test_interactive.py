@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from interplab.techniques._grid import TokenPairs
-from interplab.techniques.patching import activation_patching
+from interplab import viz
+from interplab.techniques.patching import TokenPairs, activation_patching
 from interplab.viz.interactive import Heatmap, page
 
 from helpers import tiny_model
@@ -69,7 +69,7 @@ def test_patching_result_saves_png_and_interactive_html(tmp_path):
     corrupt[:, 2] = torch.randint(256, (4,), generator=g)
     pairs = TokenPairs(clean, corrupt, torch.arange(1, 5), torch.arange(11, 15))
     result = activation_patching(tiny_model("llama"), pairs, progress=False)
-    png, html = result.save_plot(tmp_path / "grid.png")
+    png, html = viz.save(result, tmp_path / "grid.png")
     assert png.read_bytes()[:4] == b"\x89PNG" and html.suffix == ".html"
     text = html.read_text()
     n_layers, length = result.effect().shape[1:]

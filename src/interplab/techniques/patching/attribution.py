@@ -15,38 +15,25 @@ Rager & Conmy 2023, "Attribution Patching Outperforms Automated Circuit Discover
 
 The estimate is exact when the metric is linear in the patched activation and degrades where the
 model is far from linear (saturated softmaxes, large patches, attention pattern changes);
-`compare_with_activation_patching` shows where by correlating it with the exact effects.
+`compare_with_activation_patching` shows where by correlating it with the exact effects, with
+percentile-bootstrap CIs over examples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from interplab.core.model import Model
-from interplab.provenance import Provenance, write_json
+from interplab.provenance import Provenance
+from interplab.results.patching import AttributionResult, Direction, GridResult, PatchingError, Per
+from interplab.results.patching_compare import Comparison
 from interplab.sites import Site
-from interplab.techniques._grid import (
-    Direction,
-    GridResult,
-    PairsLike,
-    PatchingError,
-    Per,
-    check_options,
-    grid_shape,
-    prepare,
-)
 from interplab.techniques.metrics import Metric, MetricName, Targets
-
-
-@dataclass(frozen=True)
-class AttributionResult(GridResult):
-    """Per-example first-order estimates of every cell's patching effect."""
+from interplab.techniques.patching.config import AttributionConfig
+from interplab.techniques.patching.grid import PairsLike, grid_shape, prepare
 
 
 def attribution_patching(
@@ -59,64 +46,71 @@ def attribution_patching(
     metric: MetricName | Metric = "logit_diff",
     control: bool = True,
     seed: int = 0,
+    config: AttributionConfig | None = None,
 ) -> AttributionResult:
     """Returns ``grad · (source - base)`` per example for each cell of each component grid: the
     linear estimate of `activation_patching`'s effects, from one forward and one backward. With
     ``control`` (the default) the same estimate is made on unrelated control prompts (drawn with
-    ``seed``, `interplab.techniques.controls`) and kept as ``result.control``."""
-    comps = check_options(components, direction, per, model.dims)
-    m = metric if isinstance(metric, Metric) else Metric(metric)
-    inputs = prepare(model, pairs, per)
+    ``seed``, `interplab.techniques.patching.controls`) and kept as ``result.control``.
+    ``config`` replaces the option keywords."""
+    cfg = config or AttributionConfig(
+        components=(components,) if isinstance(components, str) else tuple(components),  # type: ignore[arg-type]
+        direction=direction,
+        per=per,
+        metric=metric.name if isinstance(metric, Metric) else metric,
+        control=control,
+        seed=seed,
+    )
+    comps: tuple[str, ...] = cfg.components
+    m = Metric(cfg.metric)
+    inputs = prepare(model, pairs, cfg.per)
     tp = inputs.pairs
     d = model.dims
     n, length = tp.clean.shape
     sites = [Site(layer, c) for c in comps for layer in range(d.n_layers)]  # type: ignore[arg-type]
     rows = torch.arange(n)
     answer_pos = tp.lengths - 1
-    base_ids, source_ids = (
-        (tp.corrupt, tp.clean) if direction == "denoise" else (tp.clean, tp.corrupt)
-    )
+    denoise = cfg.direction == "denoise"
+    base_side, source_side = ("corrupt", "clean") if denoise else ("clean", "corrupt")
     with torch.no_grad():
-        source = _logits_and_cache(model, source_ids, tp.mask, sites, grad=False)
-    logits, cache = _logits_and_cache(model, base_ids, tp.mask, sites, grad=True)
+        source = model.run(tp.tokens(model, source_side), capture=sites)
+    base = model.run(tp.tokens(model, base_side), capture=sites, grad=True)
+    logits = base.logits
     base_logits = logits[rows, answer_pos].detach()
-    clean_logits = source[0][rows, answer_pos] if direction == "denoise" else base_logits
-    corrupt_logits = base_logits if direction == "denoise" else source[0][rows, answer_pos]
+    source_logits = source.logits[rows, answer_pos]
+    clean_logits = source_logits if denoise else base_logits
+    corrupt_logits = base_logits if denoise else source_logits
     targets = Targets(tp.answer, tp.wrong, torch.log_softmax(clean_logits.float(), -1))
     value = m(logits[rows, answer_pos], targets)
-    acts = [cache[s] for s in sites]
+    acts = [base.cache[s] for s in sites]
     grads = torch.autograd.grad(value.sum(), acts)
     effects: dict[str, np.ndarray] = {}
     with torch.no_grad():
         for c in comps:
-            grid = torch.empty(grid_shape(c, per, n, d, length))
+            grid = torch.empty(grid_shape(c, cfg.per, n, d, length))
             for layer in range(d.n_layers):
                 site = Site(layer, c)  # type: ignore[arg-type]
                 i = sites.index(site)
-                prod = grads[i] * (source[1][site] - acts[i].detach())  # [n, pos, (H), feat]
+                prod = grads[i] * (source.cache[site] - acts[i].detach())  # [n, pos, (H), feat]
                 if tp.mask is not None:
                     shape = tp.mask.shape + (1,) * (prod.ndim - 2)
                     prod = prod * tp.mask.view(shape)
                 cell = prod.sum(-1)  # [n, pos, (H)]
                 if c == "attn.z":
                     cell = cell.transpose(1, 2)  # [n, H, pos]
-                grid[:, layer] = cell if per == "position" else cell.sum(-1)
+                grid[:, layer] = cell if cfg.per == "position" else cell.sum(-1)
             effects[c] = grid.double().numpy()
     clean_m = m(clean_logits, targets).double().numpy()
     corrupt_m = m(corrupt_logits, targets).double().numpy()
     control_result = None
-    if control:
-        from interplab.techniques.controls import run_control
+    if cfg.control:
+        from interplab.techniques.patching.controls import run_control
 
-        control_result = run_control(
-            attribution_patching, model, tp, seed, components=comps, direction=direction, per=per,
-            metric=m,
-        )  # fmt: skip
+        control_result = run_control(attribution_patching, model, tp, cfg)
     return AttributionResult(
-        technique="attribution_patching",
         components=comps,
-        direction=direction,
-        per=per,
+        direction=cfg.direction,
+        per=cfg.per,
         metric=m.name,
         effects=effects,
         clean=clean_m,
@@ -129,82 +123,12 @@ def attribution_patching(
         provenance=Provenance(
             technique="attribution_patching",
             model=model.info.to_dict(),
-            config={
-                "components": list(comps),
-                "direction": direction,
-                "per": per,
-                "metric": m.name,
-                "estimate": "gradient x (source - base), first order",
-                "control": control,
-            },
+            config=cfg.to_dict(),
             data_sha256=inputs.data_sha256,
-            seed=seed,
+            seed=cfg.seed,
         ),
         control=control_result,
     )
-
-
-def _logits_and_cache(
-    model: Model, ids: Any, mask: Any, sites: list[Site], *, grad: bool
-) -> tuple[Any, Any]:
-    """Returns (logits, cache) of one run; a padded batch keeps its attention mask."""
-    if mask is None:
-        r = model.run(ids, capture=sites, grad=grad)
-        return r.logits, r.cache
-    with torch.set_grad_enabled(grad), model.capture(sites, grad=grad) as cache:
-        logits = model.hf(input_ids=ids, attention_mask=mask, use_cache=False).logits
-    return logits, cache
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """How well attribution patching's estimates track activation patching's exact effects."""
-
-    component: str
-    labels: list[str]  # one per cell
-    attribution: np.ndarray  # [cell] mean estimate over examples
-    activation: np.ndarray  # [cell] mean exact effect over examples
-    pearson: float
-    pearson_ci: tuple[float, float]
-    spearman: float
-    spearman_ci: tuple[float, float]
-    n_examples: int
-    n_resamples: int
-    confidence: float
-
-    @property
-    def n_cells(self) -> int:
-        return len(self.labels)
-
-    def worst(self, k: int = 10) -> list[tuple[str, float, float]]:
-        """Returns the ``k`` cells where the estimate misses most: (cell, estimate, exact)."""
-        order = np.argsort(-np.abs(self.attribution - self.activation), kind="stable")[:k]
-        return [
-            (self.labels[i], float(self.attribution[i]), float(self.activation[i])) for i in order
-        ]
-
-    def describe(self) -> str:
-        lvl = f"{self.confidence:.0%}"
-        return (
-            f"{self.component}: over {self.n_cells} cells, Pearson r = {self.pearson:.3f} ({lvl} CI "
-            f"{self.pearson_ci[0]:.3f} to {self.pearson_ci[1]:.3f}), Spearman rho = "
-            f"{self.spearman:.3f} ({lvl} CI {self.spearman_ci[0]:.3f} to {self.spearman_ci[1]:.3f}); "
-            f"percentile bootstrap over {self.n_examples} examples"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        from interplab.provenance import jsonable
-
-        return jsonable(self.__dict__) | {"worst": self.worst()}
-
-    def to_json(self, path: str | Path) -> Path:
-        return write_json(path, self.to_dict())
-
-    def figure(self) -> Any:
-        """Returns a scatter of estimate against exact effect, the worst misses labelled."""
-        from interplab.viz.patching import comparison_figure
-
-        return comparison_figure(self)
 
 
 def compare_with_activation_patching(
@@ -229,10 +153,6 @@ def compare_with_activation_patching(
         raise PatchingError("the two results patch in different directions (denoise vs noise)")
     n = a.shape[0]
     a2, b2 = a.reshape(n, -1), b.reshape(n, -1)
-    labels = [
-        attribution.cell_label(comp, tuple(int(i) for i in np.unravel_index(j, a.shape[1:])))
-        for j in range(a2.shape[1])
-    ]
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_resamples, n))
     pear = np.array([_pearson(a2[r].mean(0), b2[r].mean(0)) for r in idx])
@@ -250,9 +170,10 @@ def compare_with_activation_patching(
     ma, mb = a2.mean(0), b2.mean(0)
     return Comparison(
         component=comp,
-        labels=labels,
+        cells=attribution.cells(comp),
         attribution=ma,
         activation=mb,
+        errors=a2 - b2,
         pearson=_pearson(ma, mb),
         pearson_ci=ci(pear),
         spearman=_spearman(ma, mb),
@@ -273,3 +194,6 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     from scipy.stats import rankdata
 
     return _pearson(rankdata(x), rankdata(y))
+
+
+__all__ = ["attribution_patching", "compare_with_activation_patching"]

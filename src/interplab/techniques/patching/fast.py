@@ -4,23 +4,22 @@ change skipped.
 A cell patched at layer L and position p changes nothing below layer L and nothing before p
 (attention is causal). So, for each position group p:
 
-1. Run the unpatched (base) prompts once with ``use_cache=True``, keeping the residual stream
-   entering every layer and HF's own ``DynamicCache`` of keys and values (after rotary).
+1. Run the unpatched (base) prompts once (`Model.base_run`), keeping the residual stream entering
+   every layer and the keys and values of every layer.
 2. Give every (example, cell) one row of a batch: its hidden state is the base residual entering
    the cell's layer at positions p..T-1, the *suffix*; ``resid_pre``/``resid_post`` are written
    into it directly, the other components by an `Apply` intervention on that layer's forward.
    Rows join the batch at their own layer, so a row patched at layer 20 never runs layers 0-19.
-3. Run HF's decoder-layer modules (never a re-implementation) on the suffix only, with a fresh
-   ``DynamicCache`` holding the base run's keys and values of positions < p for each row's
-   example, HF's rotary embeddings for positions p..T-1 and HF's causal mask for that offset.
-4. Apply the final norm at the answer position only, and the unembedding only for the rows the
-   metric reads (two for a logit difference).
+3. Run the model's own decoder layers on the suffix only (`Model.partial`): each row attends to
+   its example's cached keys and values of positions < p.
+4. Apply the final norm at the answer position only, and the unembedding only for the columns
+   the metric reads (two for a logit difference; `Model.unembed`).
 5. A cell whose patched value equals the base value bit for bit (a token both prompts share, at
    layer 0) changes nothing: its metric is the base metric, and it gets no row.
 
 Rows are packed by position group, sorted by the layer they join, and chunked under a memory
-budget. Only the Llama family (rotary, one attention type, no logit soft-capping, unpadded
-prompts) takes this path; `unsupported` says why another model does not.
+budget. Only models with partial forwards (`Model.partial_support`: the Llama family, unpadded
+prompts) take this path; `unsupported` says why another does not.
 """
 
 from __future__ import annotations
@@ -34,33 +33,34 @@ from torch import Tensor
 
 from interplab.core.interventions import Apply
 from interplab.core.model import Model
+from interplab.core.partial import BaseRun, Partial
+from interplab.progress import progress_bar
 from interplab.sites import Site
-from interplab.techniques._grid import TokenPairs, grid_shape
-from interplab.techniques._suffix import answer_metric, run_layer, suffix
 from interplab.techniques.metrics import Metric, Targets
+from interplab.techniques.patching.grid import TokenPairs, grid_shape, max_rows
 
 _DIRECT = ("resid_pre", "resid_post")  # written into the hidden state; the rest via Apply
 
 
 def unsupported(model: Model, pairs: TokenPairs) -> str | None:
     """Returns why the fast path cannot run on this model and these inputs (None: it can)."""
-    cfg = model.hf.config
-    if model.adapter.family not in ("llama", "qwen3"):
-        return f"the fast path supports the Llama family, not {model.adapter.family}"
-    if any(t != "full_attention" for t in getattr(cfg, "layer_types", None) or ()):
-        return "the model mixes attention types (sliding windows)"
-    if getattr(cfg, "final_logit_softcapping", None):
-        return "the model soft-caps its logits"
-    if pairs.mask is not None and bool((pairs.mask == 0).any()):
-        return "prompts differ in length (padding)"
-    return None
+    return model.partial_support(pairs.tokens(model))
+
+
+def metric_at_answer(
+    model: Model, metric: Metric, targets: Targets, final_resid: Tensor, examples: Tensor
+) -> Tensor:
+    """Returns the metric of each row from its final residual at the answer position ``[rows, d]``
+    (row r is example ``examples[r]``); a logit difference gathers two unembedding columns."""
+    if metric.needs_full_logits:
+        return metric(model.unembed(final_resid), targets, examples)
+    columns = metric.columns(targets, examples).to(final_resid.device)
+    return metric.from_columns(model.unembed(final_resid, columns).float())
 
 
 @dataclass(frozen=True)
 class _Base:
-    bounds: list[Tensor]  # residual entering layer i, i = 0..N (N: the final residual) [n, T, d]
-    keys: list[Tensor]  # [n, kv_heads, T, d_head] per layer
-    values: list[Tensor]
+    run: BaseRun
     acts: dict[Site, Tensor]
     metric: Tensor  # [n]
 
@@ -96,11 +96,10 @@ def sweep(
     progress: bool,
 ) -> dict[str, Tensor]:
     """Returns the patched metric ``[n, layer, (head), (pos)]`` of every cell of each component."""
-    from interplab.techniques._progress import progress_bar
-
     d = model.dims
     n, length = base_ids.shape
-    base = _base_run(model, base_ids, list(sources), metric, targets)
+    run = model.base_run(model.tokens(base_ids), capture=list(sources))
+    base = _Base(run, {s: run.cache[s] for s in sources}, metric(run.logits[:, -1], targets))
     grids = {
         c: base.metric.view((n,) + (1,) * (len(grid_shape(c, per, n, d, length)) - 1))
         .expand(grid_shape(c, per, n, d, length))
@@ -108,37 +107,23 @@ def sweep(
         for c in comps
     }
     groups = list(range(length)) if per == "position" else [None]
-    work = [(p, _rows(model, base, sources, comps, per, p, n, length)) for p in groups]
+    work = [(p, _rows(model, base, sources, comps, per, p, length)) for p in groups]
     total = sum(len(r) for _, r in work)
     with progress_bar(total, "patching (fast)", progress) as advance:
         for p, rows in work:
+            if not len(rows):
+                continue
             start = 0 if p is None else p
-            limit = _max_rows(model, length - start, length, budget_mb)
+            part = model.partial(start, length, run)
+            limit = max_rows(model, length - start, length, budget_mb)
             for lo in range(0, len(rows), limit):
                 chunk = rows.take(slice(lo, lo + limit))
-                out = _run_chunk(model, base, sources, comps, chunk, p, length, metric, targets)
+                out = _run_chunk(model, part, base, sources, comps, chunk, p, metric, targets)
                 for ci, c in enumerate(comps):
                     sel = chunk.comp == ci
                     grids[c].view(n, -1)[chunk.example[sel], chunk.flat[sel]] = out[sel]
-                advance(len(chunk))  # type: ignore[operator]
+                advance(len(chunk))
     return grids
-
-
-def _base_run(
-    model: Model, ids: Tensor, sites: list[Site], metric: Metric, targets: Targets
-) -> _Base:
-    n_layers = model.dims.n_layers
-    resid = [Site(i, "resid_pre") for i in range(n_layers)] + [Site(n_layers - 1, "resid_post")]
-    with model.capture(list(dict.fromkeys([*resid, *sites]))) as cache:
-        out = model.hf(input_ids=ids, use_cache=True)
-    kv = out.past_key_values
-    return _Base(
-        bounds=[cache[s] for s in resid],
-        keys=[kv.layers[i].keys for i in range(n_layers)],
-        values=[kv.layers[i].values for i in range(n_layers)],
-        acts={s: cache[s] for s in sites},
-        metric=metric(out.logits[:, -1], targets),
-    )
 
 
 def _rows(
@@ -148,7 +133,6 @@ def _rows(
     comps: Sequence[str],
     per: str,
     p: int | None,
-    n: int,
     length: int,
 ) -> _Rows:
     """Returns the rows of position group ``p`` (None: every position at once), no-ops dropped."""
@@ -175,46 +159,36 @@ def _rows(
     ex = torch.cat([e for _, _, _, _, e in parts])
     # Flat index of each row's cell inside its component's grid (without the example axis).
     heads = torch.where(head < 0, 0, head)
-    n_heads = torch.tensor([d.n_heads if c == "attn.z" else 1 for c in comps])[comp]
-    flat = layer * n_heads + heads
+    n_heads = torch.tensor([d.n_heads if c == "attn.z" else 1 for c in comps], device=comp.device)
+    flat = layer * n_heads[comp] + heads
     if per == "position":
         flat = flat * length + (p or 0)
     order = torch.argsort(join, stable=True)
     return _Rows(join, layer, head, ex, comp, flat).take(order)
 
 
-def _max_rows(model: Model, q: int, length: int, budget_mb: float) -> int:
-    """Returns how many rows fit the budget: activations of a layer, the copied KV, attention."""
-    d = model.dims
-    per_row = 4 * (
-        q * (8 * d.d_model + 4 * d.d_mlp + 3 * d.n_heads * length)
-        + 4 * d.n_kv_heads * length * d.d_head
-    )
-    return max(1, int(budget_mb * 2**20 // per_row))
-
-
 def _run_chunk(
     model: Model,
+    part: Partial,
     base: _Base,
     sources: dict[Site, Tensor],
     comps: Sequence[str],
     rows: _Rows,
     p: int | None,
-    length: int,
     metric: Metric,
     targets: Targets,
 ) -> Tensor:
     """Returns the patched metric of each row (rows sorted by the layer they join)."""
+    resid = base.run.resid
     n_layers = model.dims.n_layers
-    start = 0 if p is None else p
-    sx = suffix(model, base.bounds[0], base.keys[0], base.values[0], start)
-    hidden = base.bounds[0].new_empty((0, length - start, base.bounds[0].shape[-1]))
+    start = part.start
+    hidden = resid[0].new_empty((0, part.length - start, resid[0].shape[-1]))
     examples = rows.example.new_empty(0)
     for i in range(int(rows.join.min()), n_layers + 1):
         joining = (rows.join == i).nonzero().flatten()
         if len(joining):
             new = rows.take(joining)
-            h = base.bounds[i][new.example, start:].clone()
+            h = resid[i][new.example, start:].clone()
             for ci, c in enumerate(comps):
                 if c not in _DIRECT:
                     continue
@@ -235,8 +209,8 @@ def _run_chunk(
         if i == n_layers:
             break
         with model.intervene(interventions) if interventions else contextlib.nullcontext():
-            hidden = run_layer(model, sx, i, hidden, base.keys, base.values, examples)
-    return answer_metric(model, metric, targets, hidden[:, -1], examples)
+            hidden = part.layer(i, hidden, examples)
+    return metric_at_answer(model, metric, targets, hidden[:, -1], examples)
 
 
 def _applies(
@@ -284,3 +258,6 @@ def _applies(
 
         out.append(Apply(Site(layer, c), fn, positions=None if p is None else [0]))  # type: ignore[arg-type]
     return out
+
+
+__all__ = ["metric_at_answer", "sweep", "unsupported"]

@@ -1,0 +1,77 @@
+"""The patching family: which activations carry a behaviour, measured by swapping them.
+
+    activation.py   activation patching: the exact effect of every cell (loop, packed, fast)
+    attribution.py  attribution patching: the first-order estimate from one backward, and its
+                    comparison with the exact effects
+    path.py         path patching: senders to the logits or to heads' q/k/v, through those paths
+    controls.py     the same sweep on unrelated prompts (run by default)
+    ablations.py    zero, mean and resample ablation side by side
+    grid.py         inputs (aligned token pairs), cells and grid shapes
+    fast.py         the exact fast runner on partial forwards (`Model.partial`)
+    hooks.py        the hook paths: the one-cell reference loop and the packed sweep
+    path_sweep.py   path patching's two sweeps
+    config.py       each technique's frozen config
+
+Results are plain data in `interplab.results.patching` (drawn by `interplab.viz.patching`).
+"""
+
+from interplab.results.patching import (
+    AttributionResult,
+    Cell,
+    Example,
+    GridResult,
+    PatchingError,
+    PatchingResult,
+    PathPatchingResult,
+    TopCell,
+)
+from interplab.results.patching_compare import (
+    AblationComparison,
+    Comparison,
+    ControlComparison,
+    Miss,
+)
+from interplab.techniques.patching.ablations import compare_ablations
+from interplab.techniques.patching.activation import FAST_TOLERANCE, activation_patching
+from interplab.techniques.patching.attribution import (
+    attribution_patching,
+    compare_with_activation_patching,
+)
+from interplab.techniques.patching.config import (
+    AttributionConfig,
+    PatchingConfig,
+    PathPatchingConfig,
+)
+from interplab.techniques.patching.controls import compare_control, control_pairs, gap
+from interplab.techniques.patching.grid import PairsLike, TokenPairs
+from interplab.techniques.patching.path import SENDER_SETS, path_patching
+
+__all__ = [
+    "FAST_TOLERANCE",
+    "SENDER_SETS",
+    "AblationComparison",
+    "AttributionConfig",
+    "AttributionResult",
+    "Cell",
+    "Comparison",
+    "ControlComparison",
+    "Example",
+    "GridResult",
+    "Miss",
+    "PairsLike",
+    "PatchingConfig",
+    "PatchingError",
+    "PatchingResult",
+    "PathPatchingConfig",
+    "PathPatchingResult",
+    "TokenPairs",
+    "TopCell",
+    "activation_patching",
+    "attribution_patching",
+    "compare_ablations",
+    "compare_control",
+    "compare_with_activation_patching",
+    "control_pairs",
+    "gap",
+    "path_patching",
+]

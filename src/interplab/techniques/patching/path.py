@@ -1,0 +1,241 @@
+"""Path patching: the effect of each sender (a head or an MLP) on chosen receivers, through the
+paths that end there and nowhere else.
+
+Algorithm (Wang et al. 2022, "Interpretability in the Wild: a Circuit for Indirect Object
+Identification in GPT-2 small", arXiv:2211.00593, appendix on path patching; Goldowsky-Dill et
+al. 2023, "Localizing Model Behavior with Path Patching"), for every clean/corrupt pair and
+every sender:
+
+1. Run the clean and the corrupt prompt; cache every head's ``attn.z`` and every ``mlp_out``.
+2. Run the clean prompt with the sender set to its corrupt value (one head's ``attn.z``, which
+   reaches the residual stream through its slice of the output projection, or one ``mlp_out``)
+   and every attention head of every layer frozen to its clean ``attn.z``. MLPs are recomputed
+   (``freeze_mlps=False``, as in the IOI paper), so paths through MLPs count, or frozen too.
+   Record the receivers' inputs: the final residual stream for ``receivers="logits"``, or the
+   q, k or v of each receiver head (``"L9.attn.q.h6"``; under grouped-query attention ``.k``/
+   ``.v`` of query head h is the key/value head h reads).
+3. For head receivers, run the clean prompt again, nothing frozen, with only the receivers' q/k/v
+   replaced by the recorded values. The metric of that run (for ``"logits"``, of step 2's run)
+   minus the clean run's metric, at the answer position, is the sender's effect, per example.
+
+A sender reaches a head receiver only from a layer below it; such cells are NaN and the result's
+``note`` says how many. A sender whose corrupt value equals its clean value bit for bit changes
+nothing, gets no row, and its effect is exactly 0.
+
+Rows (example, sender) are packed into the batch dimension, sorted by the sender's layer and
+chunked under ``batch_budget_mb``; an `Apply` intervention writes each row's values. Two
+implementations give the same numbers (`interplab.techniques.patching.path_sweep`).
+``method="hooks"`` runs whole forwards (any architecture). ``method="fast"`` (models with partial
+forwards: the Llama family, unpadded prompts) runs the decoder layers directly and uses what
+freezing implies: with every head's output fixed, nothing moves information between positions in
+step 2, so each (row, position) is its own length-1 sequence that joins the batch at the sender's
+layer, and for ``"logits"`` only the answer position is computed at all. Step 3 starts at the
+lowest receiver layer, from the clean residual stream. Nothing is returned until the sweep
+completes: Ctrl-C leaves no partial result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, get_args
+
+import torch
+
+from interplab.core.model import Model
+from interplab.core.points import head_index
+from interplab.progress import progress_bar
+from interplab.provenance import Provenance
+from interplab.results.patching import PatchingError, PathPatchingResult
+from interplab.sites import Site, SiteError, SiteLike, check_site
+from interplab.techniques.metrics import Metric, MetricName
+from interplab.techniques.patching import fast
+from interplab.techniques.patching.config import LOGITS, PathMethod, PathPatchingConfig
+from interplab.techniques.patching.grid import PairsLike, prepare
+from interplab.techniques.patching.path_sweep import (
+    Receivers,
+    fast_chunk,
+    hook_chunk,
+    row_bytes,
+    rows_and_grids,
+    setup,
+)
+
+SenderSet = Literal["heads", "mlps", "all"]
+SENDER_SETS: tuple[str, ...] = get_args(SenderSet)
+METHODS: tuple[str, ...] = get_args(PathMethod)
+RECEIVER_COMPONENTS = ("attn.q", "attn.k", "attn.v")
+_VALID_SENDERS = (
+    "senders must be 'heads', 'mlps', 'all', or sites like 'L3.attn.z.h5', 'L3.attn.z' "
+    "(every head of layer 3) or 'L3.mlp_out'"
+)
+
+
+def path_patching(
+    model: Model,
+    pairs: PairsLike,
+    *,
+    senders: SenderSet | Sequence[SiteLike] = "heads",
+    receivers: Literal["logits"] | SiteLike | Sequence[SiteLike] = "logits",
+    freeze_mlps: bool = False,
+    metric: MetricName | Metric = "logit_diff",
+    method: PathMethod = "auto",
+    batch_budget_mb: float = 512.0,
+    progress: bool = True,
+    config: PathPatchingConfig | None = None,
+) -> PathPatchingResult:
+    """Returns the per-example effect on ``metric`` of patching each sender's corrupt value along
+    the paths to ``receivers`` only. ``senders`` is ``"heads"``, ``"mlps"``, ``"all"`` or sites
+    (``"L3.attn.z.h5"``, ``"L3.attn.z"`` for every head of layer 3, ``"L3.mlp_out"``);
+    ``receivers`` is ``"logits"`` or head inputs (``["L9.attn.q.h6", "L9.attn.k.h6"]``).
+    ``config`` replaces the option keywords."""
+    cfg = config or PathPatchingConfig(
+        senders="sites" if _is_sites(senders) else senders,  # type: ignore[arg-type]
+        sender_sites=_sites(senders, _VALID_SENDERS) if _is_sites(senders) else (),
+        receivers=_receiver_sites(receivers),
+        freeze_mlps=freeze_mlps,
+        metric=metric.name if isinstance(metric, Metric) else metric,
+        method=method,
+        batch_budget_mb=batch_budget_mb,
+    )
+    m = Metric(cfg.metric)
+    d = model.dims
+    recv = _receivers(cfg.receivers, model)
+    top = None if recv is None else max(s.layer for s, _ in recv)  # type: ignore[type-var]
+    cells, comps = _senders(cfg, model, top)
+    inputs = prepare(model, pairs)
+    tp = inputs.pairs
+    reason = fast.unsupported(model, tp)
+    if cfg.method == "fast" and reason:
+        raise PatchingError(f"the fast path cannot run here: {reason}")
+    use_fast = cfg.method == "fast" or (cfg.method == "auto" and not reason)
+    with torch.no_grad():
+        run = setup(model, tp, recv, m, use_fast)
+        rows, effects = rows_and_grids(run, cells, comps, top, d.n_heads)
+        limit = max(1, int(cfg.batch_budget_mb * 2**20 // row_bytes(model, run, recv, use_fast)))
+        chunk_fn = fast_chunk if use_fast else hook_chunk
+        with progress_bar(len(rows["example"]), "path patching", progress) as advance:
+            for lo in range(0, len(rows["example"]), limit):
+                chunk = {k: v[lo : lo + limit] for k, v in rows.items()}
+                patched = chunk_fn(model, run, chunk, recv, cfg.freeze_mlps)
+                out = patched - run.clean_metric[chunk["example"]].double()
+                for ci, c in enumerate(comps):
+                    sel = chunk["comp"] == ci
+                    effects[c].view(tp.n, -1)[chunk["example"][sel], chunk["flat"][sel]] = out[sel]
+                advance(len(chunk["example"]))
+    no_path = sum(1 for _, layer, _ in cells if top is not None and layer >= top)
+    note = "" if use_fast or cfg.method == "hooks" else f"hook path used: {reason}"
+    if no_path:
+        note = (note + "; " if note else "") + (
+            f"{no_path} sender(s) sit at or above the highest receiver layer ({top}): no path, NaN"
+        )
+    return PathPatchingResult(
+        components=comps,
+        direction="noise",
+        per="all",
+        metric=m.name,
+        effects={c: e.cpu().numpy() for c, e in effects.items()},
+        clean=run.clean_metric.double().cpu().numpy(),
+        corrupt=run.corrupt_metric.double().cpu().numpy(),
+        tokens=inputs.tokens,
+        clean_prompts=inputs.clean_prompts,
+        corrupt_prompts=inputs.corrupt_prompts,
+        answers=inputs.answers,
+        wrong_answers=inputs.wrong_answers,
+        provenance=Provenance(
+            technique="path_patching",
+            model=model.info.to_dict(),
+            config=cfg.to_dict(),
+            data_sha256=inputs.data_sha256,
+        ),
+        receivers=cfg.receivers,
+        freeze_mlps=cfg.freeze_mlps,
+        method="fast" if use_fast else "hooks",
+        note=note,
+    )
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def _is_sites(spec: object) -> bool:
+    return not (isinstance(spec, str) and spec in SENDER_SETS)
+
+
+def _items(spec: object) -> list[Any]:
+    return [spec] if isinstance(spec, str | Site) else list(spec)  # type: ignore[call-overload]
+
+
+def _sites(spec: object, error: str) -> tuple[Site, ...]:
+    """Returns the sites of a string, a Site or a list of them, raising ``error`` otherwise."""
+    try:
+        items = _items(spec)
+        return tuple(dict.fromkeys(Site.parse(s) for s in items))
+    except (SiteError, TypeError) as e:
+        raise PatchingError(f"{error}; got {spec!r} ({e})") from None
+
+
+def _receiver_sites(spec: object) -> tuple[Site, ...]:
+    if spec == "logits" or (isinstance(spec, list | tuple) and list(spec) == ["logits"]):
+        return (LOGITS,)
+    if isinstance(spec, list | tuple) and not spec:
+        raise PatchingError("no receivers given; pass 'logits' or sites like 'L20.attn.q.h3'")
+    return _sites(spec, "receivers are 'logits' or sites like 'L20.attn.q.h3'")
+
+
+def _receivers(sites: tuple[Site, ...], model: Model) -> Receivers | None:
+    """Returns the receiver sites with their head-axis index (None for the logits); two names of
+    one key/value head (query heads of one group) are one receiver."""
+    if sites == (LOGITS,):
+        return None
+    out: Receivers = []
+    for item in sites:
+        try:
+            site = check_site(item, model.dims)
+        except SiteError as e:
+            raise PatchingError(f"receiver {str(item)!r}: {e}") from None
+        if site.component not in RECEIVER_COMPONENTS or site.head is None:
+            raise PatchingError(
+                f"receiver {str(item)!r} is not one head's q, k or v input; receivers are 'logits' "
+                "(alone) or sites like 'L20.attn.q.h3', 'L20.attn.k.h3', 'L20.attn.v.h3'"
+            )
+        key = (site.with_head(None), head_index(site, model.dims, site.head))
+        if key not in out:
+            out.append(key)
+    return out
+
+
+def _senders(
+    cfg: PathPatchingConfig, model: Model, top: int | None
+) -> tuple[list[tuple[str, int, int]], tuple[str, ...]]:
+    """Returns the sender cells (component, layer, head or -1) and the components they fill."""
+    d = model.dims
+    if cfg.senders != "sites":
+        heads = [("attn.z", i, h) for i in range(d.n_layers) for h in range(d.n_heads)]
+        mlps = [("mlp_out", i, -1) for i in range(d.n_layers)]
+        cells = {"heads": heads, "mlps": mlps, "all": heads + mlps}[cfg.senders]
+    else:
+        cells = []
+        for item in cfg.sender_sites:
+            try:
+                s = check_site(item, d)
+            except SiteError as e:
+                raise PatchingError(f"{_VALID_SENDERS} ({e})") from None
+            if s.component not in ("attn.z", "mlp_out"):
+                raise PatchingError(f"{_VALID_SENDERS}; got {str(s)!r}")
+            assert s.layer is not None
+            if top is not None and s.layer >= top:
+                raise PatchingError(
+                    f"sender {s} has no path to the receivers: a receiver at layer {top} reads the "
+                    f"residual stream entering layer {top}; senders must sit below layer {top}"
+                )
+            if s.component == "mlp_out":
+                cells.append(("mlp_out", s.layer, -1))
+            else:
+                hs = range(d.n_heads) if s.head is None else [s.head]
+                cells.extend(("attn.z", s.layer, h) for h in hs)
+        cells = list(dict.fromkeys(cells))
+    comps = tuple(c for c in ("attn.z", "mlp_out") if any(x[0] == c for x in cells))
+    return cells, comps
+
+
+__all__ = ["METHODS", "SENDER_SETS", "path_patching"]
