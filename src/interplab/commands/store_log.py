@@ -210,8 +210,13 @@ def register(app: typer.Typer) -> None:
         for col in ("id", "confidence", "evidence", "family", "claim"):
             table.add_column(col)
         for f in open_project(project).findings():
-            table.add_row(f"F{f.id}", f"{f.confidence:.0%}", ", ".join(map(str, f.evidence)),
-                          f.family or "its runs", f.claim)  # fmt: skip
+            table.add_row(
+                f"F{f.id}",
+                f"{f.confidence:.0%}",
+                ", ".join(map(str, f.evidence)),
+                f.family or "its runs",
+                f.claim,
+            )
         console.print(table)
 
     @fnd.command("show")
@@ -233,8 +238,14 @@ def register(app: typer.Typer) -> None:
         for col in ("run", "cells", "smallest p", "within run", "in family", "survive"):
             table.add_column(col)
         for r in c.runs:
-            table.add_row(str(r.run_id), str(r.n_cells), f"{r.smallest_p:.2g}", f"{r.smallest_p_within_run:.2g}",
-                          f"{r.smallest_p_family:.2g}", str(r.significant_family))  # fmt: skip
+            table.add_row(
+                str(r.run_id),
+                str(r.n_cells),
+                f"{r.smallest_p:.2g}",
+                f"{r.smallest_p_within_run:.2g}",
+                f"{r.smallest_p_family:.2g}",
+                str(r.significant_family),
+            )
         console.print(table)
 
     @fnd.command("evidence")

@@ -217,10 +217,13 @@ def build(project: Project, *, title: str | None = None, seed: int = 0) -> Noteb
         claims.append(Claim(f, evidence, correction))
     links = project.links()
     hyps = tuple(
-        (h, sum(lk.preregistered for lk in links if lk.hypothesis_id == h.id),
-         sum(not lk.preregistered for lk in links if lk.hypothesis_id == h.id))
+        (
+            h,
+            sum(lk.preregistered for lk in links if lk.hypothesis_id == h.id),
+            sum(not lk.preregistered for lk in links if lk.hypothesis_id == h.id),
+        )
         for h in project.hypotheses()
-    )  # fmt: skip
+    )
     runs = {r: project.run(r) for c in claims for r in c.finding.evidence}
     examples = tuple(e for e in (_examples(project, r, seed) for r in runs.values()) if e)
     return Notebook(
@@ -261,18 +264,21 @@ def repro_rows(nb: Notebook) -> list[dict[str, Any]]:
     """Returns, per evidence run, what a reader needs to repeat it."""
     rows = []
     for run in evidence_runs(nb):
-        rows.append({
-            "run": run.id,
-            "rerun": f"interplab rerun {run.id} --project {nb.root}",
-            "command": run.command or "",
-            "model": f"{run.model_name or '?'} (weights sha256 {run.model_sha256 or 'not recorded'})",
-            "data": run.data_sha256 or "not recorded",
-            "seed": "not recorded" if run.seed is None else str(run.seed),
-            "git": "not in a git repository" if run.git_commit is None
-            else f"{run.git_commit}{' (dirty work tree)' if run.git_dirty else ''}",
-            "versions": ", ".join(f"{k} {v}" for k, v in sorted(run.versions.items())),
-            "artifacts": [(a.name, a.sha256) for a in run.artifacts],
-        })  # fmt: skip
+        rows.append(
+            {
+                "run": run.id,
+                "rerun": f"interplab rerun {run.id} --project {nb.root}",
+                "command": run.command or "",
+                "model": f"{run.model_name or '?'} (weights sha256 {run.model_sha256 or 'not recorded'})",
+                "data": run.data_sha256 or "not recorded",
+                "seed": "not recorded" if run.seed is None else str(run.seed),
+                "git": "not in a git repository"
+                if run.git_commit is None
+                else f"{run.git_commit}{' (dirty work tree)' if run.git_dirty else ''}",
+                "versions": ", ".join(f"{k} {v}" for k, v in sorted(run.versions.items())),
+                "artifacts": [(a.name, a.sha256) for a in run.artifacts],
+            }
+        )
     return rows
 
 

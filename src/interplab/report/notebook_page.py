@@ -63,8 +63,16 @@ def _stat_cells(e: Evidence) -> list[str]:
     ]
 
 
-_STAT_HEADER = ["run", "technique", "n", "largest |mean|", "CI", "p adj. within run",
-                "p adj. in family", "evidence"]  # fmt: skip
+_STAT_HEADER = [
+    "run",
+    "technique",
+    "n",
+    "largest |mean|",
+    "CI",
+    "p adj. within run",
+    "p adj. in family",
+    "evidence",
+]
 
 
 # -- HTML ---------------------------------------------------------------------------------------
@@ -119,23 +127,70 @@ def render_html(nb: Notebook) -> str:
     p.append("</section><section id='limitations'><h2>Limitations</h2>")
     p += [f"<div class='caveat'>{_h(x)}</div>" for x in nb.limitations] or ["<p>None noted.</p>"]
     p.append("</section><section id='hypotheses'><h2>Hypotheses</h2>")
-    rows = [[f"H{h.id}", h.text, h.status + (f": {h.status_note}" if h.status_note else ""),
-             iso(h.created), str(pre), str(post), h.sha256[:12]] for h, pre, post in nb.hypotheses]  # fmt: skip
-    p.append(_table(["id", "hypothesis", "status", "written", "pre-registered runs",
-                     "post hoc runs", "sha256"], rows) if rows else "<p>None written.</p>")  # fmt: skip
+    rows = [
+        [
+            f"H{h.id}",
+            h.text,
+            h.status + (f": {h.status_note}" if h.status_note else ""),
+            iso(h.created),
+            str(pre),
+            str(post),
+            h.sha256[:12],
+        ]
+        for h, pre, post in nb.hypotheses
+    ]
+    p.append(
+        _table(
+            [
+                "id",
+                "hypothesis",
+                "status",
+                "written",
+                "pre-registered runs",
+                "post hoc runs",
+                "sha256",
+            ],
+            rows,
+        )
+        if rows
+        else "<p>None written.</p>"
+    )
     p.append("</section><section id='sprints'><h2>Sprints</h2>")
     for s in nb.sprints:
         sp = s.sprint
         p.append(f"<h3>S{sp.id}. {_h(sp.name)}</h3><p>{_h(sp.goal)}</p>")
-        p.append(_table(["runs", "hypotheses", "pre-registered / post hoc links", "cells tested",
-                         "findings"], [[str(s.runs), str(s.hypotheses),
-                         f"{s.preregistered_links} / {s.post_hoc_links}", str(s.cells_tested),
-                         str(s.findings)]]))  # fmt: skip
+        p.append(
+            _table(
+                [
+                    "runs",
+                    "hypotheses",
+                    "pre-registered / post hoc links",
+                    "cells tested",
+                    "findings",
+                ],
+                [
+                    [
+                        str(s.runs),
+                        str(s.hypotheses),
+                        f"{s.preregistered_links} / {s.post_hoc_links}",
+                        str(s.cells_tested),
+                        str(s.findings),
+                    ]
+                ],
+            )
+        )
         if sp.ended is not None:
-            p.append(_table(["question", "answer"], [
-                ["What did I try?", sp.tried or ""], ["What worked?", sp.worked or ""],
-                ["What would I do differently?", sp.differently or ""],
-                ["Continue or pivot?", sp.decision or ""]]))  # fmt: skip
+            p.append(
+                _table(
+                    ["question", "answer"],
+                    [
+                        ["What did I try?", sp.tried or ""],
+                        ["What worked?", sp.worked or ""],
+                        ["What would I do differently?", sp.differently or ""],
+                        ["Continue or pivot?", sp.decision or ""],
+                    ],
+                )
+            )
     if nb.highlights:
         p.append("<h2>Highlights</h2><ul>")
         p += [f"<li>Run {n.run_id}: {_h(n.text)}</li>" for n in nb.highlights]
@@ -143,21 +198,37 @@ def render_html(nb: Notebook) -> str:
     p.append("</section><section id='appendix-examples'><h2>Appendix: random examples</h2>")
     p.append("<p>Drawn at random (seeded) from each evidence run's data, not chosen by hand.</p>")
     for ex in nb.examples:
-        p.append(f"<h3>Run {ex.run_id}</h3><p>{len(ex.items)} of {ex.total} from {_h(ex.source)}"
-                 f" (seed {ex.seed}):</p><ol class='examples'>")  # fmt: skip
+        p.append(
+            f"<h3>Run {ex.run_id}</h3><p>{len(ex.items)} of {ex.total} from {_h(ex.source)}"
+            f" (seed {ex.seed}):</p><ol class='examples'>"
+        )
         p += [f"<li><code>{_h(x)}</code></li>" for x in ex.items]
         p.append("</ol>")
     if not nb.examples:
         p.append("<p>No evidence run stored examples or inputs.</p>")
     p.append("</section><section id='reproducibility'><h2>Reproducibility</h2>")
-    p.append(f"<p>Store schema version {nb.schema_version}. Rebuild this report with "
-             f"<code>interplab report --project {_h(nb.root)}</code>.</p>")  # fmt: skip
+    p.append(
+        f"<p>Store schema version {nb.schema_version}. Rebuild this report with "
+        f"<code>interplab report --project {_h(nb.root)}</code>.</p>"
+    )
     for r in repro_rows(nb):
         arts = "; ".join(f"{n} {sha}" for n, sha in r["artifacts"])
-        p.append(f"<h3>Run {r['run']}</h3>" + _table(["", ""], [
-            ["re-run", r["rerun"]], ["command", r["command"]], ["model", r["model"]],
-            ["data sha256", r["data"]], ["seed", r["seed"]], ["git", r["git"]],
-            ["versions", r["versions"]], ["artifacts (sha256)", arts]]))  # fmt: skip
+        p.append(
+            f"<h3>Run {r['run']}</h3>"
+            + _table(
+                ["", ""],
+                [
+                    ["re-run", r["rerun"]],
+                    ["command", r["command"]],
+                    ["model", r["model"]],
+                    ["data sha256", r["data"]],
+                    ["seed", r["seed"]],
+                    ["git", r["git"]],
+                    ["versions", r["versions"]],
+                    ["artifacts (sha256)", arts],
+                ],
+            )
+        )
     p.append("</section></body></html>")
     return "\n".join(p)
 
@@ -176,13 +247,26 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def render_markdown(nb: Notebook, figures: Path) -> str:
     """Returns the report as Markdown, writing its figures under ``figures``."""
-    out = [f"# {nb.title}", "", f"Built {iso(nb.created)} from `{nb.root}` ({nb.n_runs} runs).", "",
-           "## Findings", ""]  # fmt: skip
+    out = [
+        f"# {nb.title}",
+        "",
+        f"Built {iso(nb.created)} from `{nb.root}` ({nb.n_runs} runs).",
+        "",
+        "## Findings",
+        "",
+    ]
     for c in nb.claims:
         f = c.finding
-        out += [f"### F{f.id}. {f.claim}", "",
-                f"Confidence {f.confidence:.0%}. What would change my mind: {f.change_my_mind}", "",
-                c.correction.describe(), "", _md_table(_STAT_HEADER, [_stat_cells(e) for e in c.evidence]), ""]  # fmt: skip
+        out += [
+            f"### F{f.id}. {f.claim}",
+            "",
+            f"Confidence {f.confidence:.0%}. What would change my mind: {f.change_my_mind}",
+            "",
+            c.correction.describe(),
+            "",
+            _md_table(_STAT_HEADER, [_stat_cells(e) for e in c.evidence]),
+            "",
+        ]
         for e in c.evidence:
             out += [f"**Run {e.run.id}**: {e.text}", ""]
             for i, fig in enumerate(e.figures):
@@ -196,19 +280,36 @@ def render_markdown(nb: Notebook, figures: Path) -> str:
                 out += [f"![{fig.caption}]({figures.name}/{name})", "", f"*{fig.caption}*", ""]
     out += ["## Limitations", ""] + [f"- {x}" for x in nb.limitations or ("None noted.",)] + [""]
     out += ["## Hypotheses", ""]
-    out += [f"- H{h.id} ({h.status}, written {iso(h.created)}, sha256 {h.sha256[:12]}): {h.text} "
-            f"— {pre} pre-registered, {post} post hoc runs" for h, pre, post in nb.hypotheses] + [""]  # fmt: skip
+    out += [
+        f"- H{h.id} ({h.status}, written {iso(h.created)}, sha256 {h.sha256[:12]}): {h.text} "
+        f"— {pre} pre-registered, {post} post hoc runs"
+        for h, pre, post in nb.hypotheses
+    ] + [""]
     for s in nb.sprints:
         sp = s.sprint
-        out += [f"## Sprint S{sp.id}: {sp.name}", "", sp.goal, "",
-                f"{s.runs} runs, {s.hypotheses} hypotheses, {s.cells_tested} cells tested, "
-                f"{s.findings} findings.", ""]  # fmt: skip
+        out += [
+            f"## Sprint S{sp.id}: {sp.name}",
+            "",
+            sp.goal,
+            "",
+            f"{s.runs} runs, {s.hypotheses} hypotheses, {s.cells_tested} cells tested, "
+            f"{s.findings} findings.",
+            "",
+        ]
         if sp.ended is not None:
-            out += [f"- What did I try? {sp.tried}", f"- What worked? {sp.worked}",
-                    f"- What would I do differently? {sp.differently}",
-                    f"- Continue or pivot? {sp.decision}", ""]  # fmt: skip
-    out += ["## Appendix: random examples", "",
-            "Drawn at random (seeded) from each evidence run's data, not chosen by hand.", ""]  # fmt: skip
+            out += [
+                f"- What did I try? {sp.tried}",
+                f"- What worked? {sp.worked}",
+                f"- What would I do differently? {sp.differently}",
+                f"- Continue or pivot? {sp.decision}",
+                "",
+            ]
+    out += [
+        "## Appendix: random examples",
+        "",
+        "Drawn at random (seeded) from each evidence run's data, not chosen by hand.",
+        "",
+    ]
     for ex in nb.examples:
         out += [
             f"### Run {ex.run_id}",
@@ -217,12 +318,25 @@ def render_markdown(nb: Notebook, figures: Path) -> str:
             "",
         ]
         out += [f"{i}. `{x}`" for i, x in enumerate(ex.items, 1)] + [""]
-    out += ["## Reproducibility", "", f"Store schema version {nb.schema_version}. "
-            f"Rebuild with `interplab report --project {nb.root}`.", ""]  # fmt: skip
+    out += [
+        "## Reproducibility",
+        "",
+        f"Store schema version {nb.schema_version}. "
+        f"Rebuild with `interplab report --project {nb.root}`.",
+        "",
+    ]
     for r in repro_rows(nb):
-        out += [f"### Run {r['run']}", "", f"- re-run: `{r['rerun']}`", f"- command: `{r['command']}`",
-                f"- model: {r['model']}", f"- data sha256: {r['data']}", f"- seed: {r['seed']}",
-                f"- git: {r['git']}", f"- versions: {r['versions']}"]  # fmt: skip
+        out += [
+            f"### Run {r['run']}",
+            "",
+            f"- re-run: `{r['rerun']}`",
+            f"- command: `{r['command']}`",
+            f"- model: {r['model']}",
+            f"- data sha256: {r['data']}",
+            f"- seed: {r['seed']}",
+            f"- git: {r['git']}",
+            f"- versions: {r['versions']}",
+        ]
         out += [f"- artifact {n}: sha256 {sha}" for n, sha in r["artifacts"]] + [""]
     return "\n".join(out)
 

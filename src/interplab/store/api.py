@@ -65,9 +65,16 @@ def recording(
     """Records the block as one run in the current project (see `Project.recording`); a no-op
     handle when recording is off or a run is already being recorded."""
     on = enabled(record) and active() is None
-    return _record_in(current(project) if on else None, technique, config=config,
-                      model_info=model_info, seed=seed, data_sha256=data_sha256, inputs=inputs,
-                      label=label)  # fmt: skip
+    return _record_in(
+        current(project) if on else None,
+        technique,
+        config=config,
+        model_info=model_info,
+        seed=seed,
+        data_sha256=data_sha256,
+        inputs=inputs,
+        label=label,
+    )
 
 
 _record_in = record

@@ -53,9 +53,9 @@ def repo_root(start: Path) -> Path | None:
 class GitProbe:
     """A ``git status`` started now and read later (`result`), or a cached answer."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path | None) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
-        self._root = repo_root(cwd)
+        self._root = None if cwd is None else repo_root(cwd)
         self._state: GitState | None = None
         if self._root is None:
             self._state = NOT_A_REPO
@@ -94,12 +94,6 @@ class GitProbe:
         with _lock:
             _cache[self._root] = (time.monotonic(), self._state)
         return self._state
-
-    def cancel(self) -> None:
-        """Stops a ``git status`` that is still running (the run is discarded)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.communicate()
 
 
 def _parse(text: str) -> GitState:
@@ -144,6 +138,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def cwd() -> str | None:
+    """Returns the working directory (None when it was deleted under the process)."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
 def command() -> str:
     """Returns the command line of this process."""
     return " ".join(sys.argv) if sys.argv else ""
@@ -155,6 +157,7 @@ __all__ = [
     "GitProbe",
     "GitState",
     "command",
+    "cwd",
     "host",
     "pid_alive",
     "repo_root",

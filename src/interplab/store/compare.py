@@ -146,8 +146,9 @@ def _floats(values: list[Any]) -> np.ndarray | None:
     return None if any(x is None for x in out) else np.array(out, dtype=float)
 
 
-def compare(stored: Any, new: Any, *, rtol: float = 0.0, atol: float = 0.0,
-            skip: tuple[str, ...] = ()) -> Comparison:  # fmt: skip
+def compare(
+    stored: Any, new: Any, *, rtol: float = 0.0, atol: float = 0.0, skip: tuple[str, ...] = ()
+) -> Comparison:
     """Returns the comparison of two JSON trees number by number (top-level keys in ``skip``
     are left out: a result's provenance holds times and commands that always differ)."""
     if isinstance(stored, dict) and isinstance(new, dict):
@@ -182,8 +183,16 @@ class RunDiff:
         return self.setup.matches and self.config.matches
 
 
-_SETUP = ("technique", "model_name", "model_sha256", "seed", "data_sha256", "git_commit",
-          "git_dirty", "versions")  # fmt: skip
+_SETUP = (
+    "technique",
+    "model_name",
+    "model_sha256",
+    "seed",
+    "data_sha256",
+    "git_commit",
+    "git_dirty",
+    "versions",
+)
 
 
 def diff_runs(

@@ -48,8 +48,14 @@ def _metrics(project: Project, run: RunRecord) -> dict[str, float]:
     if summary is None:
         return {}
     h = headline(summary)
-    values = {"mean": h.mean, "ci_low": h.ci_low, "ci_high": h.ci_high,
-              "p_adjusted": h.p_adjusted, "n": h.n, "n_tests": h.n_tests}  # fmt: skip
+    values = {
+        "mean": h.mean,
+        "ci_low": h.ci_low,
+        "ci_high": h.ci_high,
+        "p_adjusted": h.p_adjusted,
+        "n": h.n,
+        "n_tests": h.n_tests,
+    }
     return {k: float(v) for k, v in values.items() if v == v}  # NaN is not a metric
 
 
@@ -83,13 +89,20 @@ def export_mlflow(project: Project, to: str | Path, *, experiment: str = "interp
         if client.search_runs([exp_id], filter_string=query, max_results=1):
             continue
         record = project.run(run.id)
-        tags = {"interplab.run_id": str(run.id), "interplab.project": str(project.root),
-                "interplab.technique": run.technique, "interplab.model": run.model_name or "",
-                "interplab.weights_sha256": run.model_sha256 or "",
-                "interplab.data_sha256": run.data_sha256 or "", "interplab.seed": str(run.seed),
-                "interplab.git_commit": run.git_commit or "", "interplab.label": run.label or ""}  # fmt: skip
-        created = client.create_run(exp_id, start_time=int(run.started * 1000),
-                                    run_name=f"{run.technique} #{run.id}")  # fmt: skip
+        tags = {
+            "interplab.run_id": str(run.id),
+            "interplab.project": str(project.root),
+            "interplab.technique": run.technique,
+            "interplab.model": run.model_name or "",
+            "interplab.weights_sha256": run.model_sha256 or "",
+            "interplab.data_sha256": run.data_sha256 or "",
+            "interplab.seed": str(run.seed),
+            "interplab.git_commit": run.git_commit or "",
+            "interplab.label": run.label or "",
+        }
+        created = client.create_run(
+            exp_id, start_time=int(run.started * 1000), run_name=f"{run.technique} #{run.id}"
+        )
         rid = created.info.run_id
         stamp = int((run.ended or run.started) * 1000)
         client.log_batch(

@@ -45,8 +45,13 @@ class FamilySpec:
     key: str
 
     def __str__(self) -> str:
-        return {"hypothesis": f"H{self.key}", "sprint": f"S{self.key}", "runs": f"runs:{self.key}",
-                "technique": f"technique:{self.key}", "all": "all"}[self.kind]  # fmt: skip
+        return {
+            "hypothesis": f"H{self.key}",
+            "sprint": f"S{self.key}",
+            "runs": f"runs:{self.key}",
+            "technique": f"technique:{self.key}",
+            "all": "all",
+        }[self.kind]
 
     def describe(self) -> str:
         """Returns the family in words, for the report."""
@@ -183,8 +188,11 @@ def correct_family(
         start = stop
         if runs is not None and rid not in runs:
             continue
-        rows.append(RunTests(rid, int((~np.isnan(raw)).sum()), _min(raw), _min(within),
-                             _min(adj), int(rej.sum())))  # fmt: skip
+        rows.append(
+            RunTests(
+                rid, int((~np.isnan(raw)).sum()), _min(raw), _min(within), _min(adj), int(rej.sum())
+            )
+        )
     return FamilyCorrection(
         family=spec,
         method=method,

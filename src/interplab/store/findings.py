@@ -102,14 +102,17 @@ def finding(
         conn.executemany(
             "INSERT INTO finding_runs (finding_id, run_id) VALUES (?, ?)", [(fid, r) for r in runs]
         )
-    return Finding(fid, now, claim, float(confidence), change_my_mind, family, correction,
-                   sprint, tuple(runs))  # fmt: skip
+    return Finding(
+        fid, now, claim, float(confidence), change_my_mind, family, correction, sprint, tuple(runs)
+    )
 
 
 def findings(project: Project, *, sprint: int | None = None) -> list[Finding]:
     """Returns the findings, oldest first, each with its evidence runs."""
-    sql = ("SELECT id, created, claim, confidence, change_my_mind, family, correction, sprint_id "
-           "FROM findings")  # fmt: skip
+    sql = (
+        "SELECT id, created, claim, confidence, change_my_mind, family, correction, sprint_id "
+        "FROM findings"
+    )
     args: list[int] = []
     if sprint is not None:
         sql += " WHERE sprint_id = ?"
@@ -252,10 +255,14 @@ def sprint_stats(
             return int(conn.execute(sql, (sprint.id,)).fetchone()[0])
 
         hyps = count("SELECT count(*) FROM hypotheses WHERE sprint_id = ?")
-        pre = count("SELECT count(*) FROM hypothesis_runs JOIN runs ON runs.id = run_id "
-                    "WHERE runs.sprint_id = ? AND preregistered = 1")  # fmt: skip
-        post = count("SELECT count(*) FROM hypothesis_runs JOIN runs ON runs.id = run_id "
-                     "WHERE runs.sprint_id = ? AND preregistered = 0")  # fmt: skip
+        pre = count(
+            "SELECT count(*) FROM hypothesis_runs JOIN runs ON runs.id = run_id "
+            "WHERE runs.sprint_id = ? AND preregistered = 1"
+        )
+        post = count(
+            "SELECT count(*) FROM hypothesis_runs JOIN runs ON runs.id = run_id "
+            "WHERE runs.sprint_id = ? AND preregistered = 0"
+        )
         n_findings = count("SELECT count(*) FROM findings WHERE sprint_id = ?")
         n_notes = count("SELECT count(*) FROM notes WHERE sprint_id = ?")
     by_status = {s: sum(r.status == s for r in runs) for s in ("done", "failed", "interrupted")}

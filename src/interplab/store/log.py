@@ -51,8 +51,14 @@ def _open_sprint(conn: sqlite3.Connection) -> int | None:
 # -- notes ----------------------------------------------------------------------------------
 
 
-def note(project: Project, text: str, *, kind: NoteKind = "note", run: int | None = None,
-         artifact: str | None = None) -> Note:  # fmt: skip
+def note(
+    project: Project,
+    text: str,
+    *,
+    kind: NoteKind = "note",
+    run: int | None = None,
+    artifact: str | None = None,
+) -> Note:
     """Adds a timestamped note (``kind='limitation'`` for the report's limitations)."""
     text = text.strip()
     if not text:
@@ -123,14 +129,17 @@ def hypothesis(project: Project, text: str) -> Hypothesis:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (now, created_iso, text, previous, sha, sprint),
         )
-        return Hypothesis(int(cur.lastrowid or 0), now, created_iso, text, previous, sha,
-                          sprint, "open", None)  # fmt: skip
+        return Hypothesis(
+            int(cur.lastrowid or 0), now, created_iso, text, previous, sha, sprint, "open", None
+        )
 
 
 def hypotheses(project: Project, *, sprint: int | None = None) -> list[Hypothesis]:
     """Returns the hypotheses, oldest first."""
-    sql = ("SELECT id, created, created_iso, text, previous, sha256, sprint_id, status, "
-           "status_note FROM hypotheses")  # fmt: skip
+    sql = (
+        "SELECT id, created, created_iso, text, previous, sha256, sprint_id, status, "
+        "status_note FROM hypotheses"
+    )
     args: list[Any] = []
     if sprint is not None:
         sql += " WHERE sprint_id = ?"
@@ -162,8 +171,9 @@ def set_status(
     return project.get_hypothesis(hypothesis_id)
 
 
-def link_in(project: Project, conn: sqlite3.Connection, hypothesis_id: int, run_id: int, *,
-            started: float) -> Link:  # fmt: skip
+def link_in(
+    project: Project, conn: sqlite3.Connection, hypothesis_id: int, run_id: int, *, started: float
+) -> Link:
     """Links inside an open write transaction (used when a run starts)."""
     row = conn.execute(
         "SELECT created FROM hypotheses WHERE id = ?", (int(hypothesis_id),)

@@ -158,8 +158,13 @@ class Project:
             raise db.StoreError(f"status {status!r} is not one of: {', '.join(STATUSES)}")
         _recording.mark_stale(self)
         where, args = [], []
-        for column, value in (("technique", technique), ("status", status), ("model_name", model),
-                              ("sprint_id", sprint), ("label", label)):  # fmt: skip
+        for column, value in (
+            ("technique", technique),
+            ("status", status),
+            ("model_name", model),
+            ("sprint_id", sprint),
+            ("label", label),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)

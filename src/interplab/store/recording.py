@@ -218,12 +218,23 @@ def _start(project: Project, technique: str, given: dict[str, Any]) -> int:
             "sprint_id) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
             "(SELECT id FROM sprints WHERE ended IS NULL ORDER BY id DESC LIMIT 1))",
             (
-                technique, now, now, os.getpid(), capture.host(), given["config"],
-                given["model_name"], given["model_sha256"], given["model"],
-                json.dumps(capture.versions()), os.getcwd(), capture.command(), given["seed"],
-                given["data_sha256"], given["label"],
+                technique,
+                now,
+                now,
+                os.getpid(),
+                capture.host(),
+                given["config"],
+                given["model_name"],
+                given["model_sha256"],
+                given["model"],
+                json.dumps(capture.versions()),
+                capture.cwd(),
+                capture.command(),
+                given["seed"],
+                given["data_sha256"],
+                given["label"],
             ),
-        )  # fmt: skip
+        )
         run_id = int(cur.lastrowid or 0)
         for h in dict.fromkeys(_EVIDENCE_FOR.get()):
             project.link_in(conn, h, run_id, started=now)
@@ -265,7 +276,8 @@ def record(
     fillable = {k for k, v in given.items() if v in (None, "{}")} | (
         {"data_sha256"} if derived else set()
     )
-    git = capture.GitProbe(Path.cwd())
+    cwd = capture.cwd()
+    git = capture.GitProbe(Path(cwd) if cwd else None)
     beat = _Heartbeat(project, run_id)
     beat.start()
     handle = RunHandle(project, run_id)

@@ -169,8 +169,9 @@ def rerun(
     prov = new.get("provenance") or {}
     reasons = _why_not_exact(stored, prov, prov.get("versions") or capture.versions())
     exact = not reasons
-    comparison = compare(old, new, rtol=0.0 if exact else rtol, atol=0.0 if exact else atol,
-                         skip=("provenance",))  # fmt: skip
+    comparison = compare(
+        old, new, rtol=0.0 if exact else rtol, atol=0.0 if exact else atol, skip=("provenance",)
+    )
     new_data = prov.get("data_sha256")
     data_ok = None if not (stored.data_sha256 and new_data) else stored.data_sha256 == new_data
     return RerunReport(run_id, run.id, stored.technique, exact, tuple(reasons), comparison, data_ok)
