@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from interplab import configs as configs
     from interplab import core as core
     from interplab import data as data
+    from interplab import dictionaries as dictionaries
     from interplab import errors as errors
     from interplab import models as models
     from interplab import progress as progress
@@ -83,6 +84,7 @@ _SUBPACKAGES = frozenset(
         "configs",
         "core",
         "data",
+        "dictionaries",
         "errors",
         "models",
         "progress",
