@@ -14,8 +14,8 @@ from interplab.techniques.directions import (
     norm_matched_random_directions,
     orthogonalized_model,
 )
-from interplab.techniques.dla import DLAResult, direct_logit_attribution
-from interplab.techniques.lens import LensResult, logit_lens
+from interplab.techniques.dla import DLAConfig, DLAResult, direct_logit_attribution
+from interplab.techniques.lens import LensConfig, LensResult, logit_lens
 from interplab.techniques.metrics import Metric, MetricError
 from interplab.techniques.patching import (
     AblationComparison,
@@ -67,6 +67,7 @@ from interplab.techniques.top_examples import (
     top_examples,
 )
 from interplab.techniques.tracing import (
+    TracingConfig,
     TracingError,
     TracingResult,
     causal_tracing,
@@ -84,7 +85,9 @@ __all__ = [
     "Behaviour",
     "Comparison",
     "ControlComparison",
+    "DLAConfig",
     "DLAResult",
+    "LensConfig",
     "LensResult",
     "Metric",
     "MetricError",
@@ -104,6 +107,7 @@ __all__ = [
     "TokenPairs",
     "TopExamplesConfig",
     "TopExamplesResult",
+    "TracingConfig",
     "TracingError",
     "TracingResult",
     "ablate_direction",
