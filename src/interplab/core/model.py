@@ -266,9 +266,10 @@ class Model:
             out = self.hf(
                 input_ids=tokens.ids,
                 attention_mask=tokens.mask if padded else None,
-                # Left padding shifts every real token; positions count real tokens only, so a
-                # padded row computes what it would alone.
-                position_ids=tokens.position_ids if padded else None,
+                # Left padding shifts every real token; positions then count real tokens only, so
+                # a padded row computes what it would alone. Right padding leaves real tokens at
+                # their own positions, and HF's default keeps the logits bit-identical to plain HF.
+                position_ids=tokens.position_ids if tokens.padding_side == "left" else None,
                 use_cache=False,
             )
         return out.logits
