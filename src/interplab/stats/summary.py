@@ -30,6 +30,7 @@ references of the modules used.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -146,9 +147,12 @@ class Summary:
         }
         return {**arrays, **scalars}
 
-    def describe(self) -> str:
-        """Return one or two plain-English sentences a write-up can quote."""
+    def describe(self, names: Callable[[tuple[int, ...]], str] | None = None) -> str:
+        """Return one or two plain-English sentences a write-up can quote; ``names`` turns a cell
+        index into its name (a Site such as ``L29.resid_pre``) where the caller knows it."""
         quantity = "mean difference" if self.paired else "mean"
+        if self.n == 1:
+            return self._single_description(quantity, names)
         sample = f"n={self.n}" + (f" in {self.n_groups} groups" if self.n_groups else "")
         ci_label = f"{_percent(self.confidence)} {_METHOD_LABELS[self.method]} CI"
         test = (
@@ -164,8 +168,21 @@ class Summary:
                 f"{self.null:g} ({test}), Cohen's d {_number(self.effect_size)}; {verdict}."
             )
         else:
-            text = self._grid_description(quantity, sample, ci_label, test)
+            text = self._grid_description(quantity, sample, ci_label, test, names)
         return " ".join([text, *self.notes])
+
+    def _single_description(
+        self, quantity: str, names: Callable[[tuple[int, ...]], str] | None
+    ) -> str:
+        if self.cell_shape == ():
+            return f"{quantity} {_number(self.mean)} (n=1, no CI or test). {' '.join(self.notes)}"
+        magnitude = np.where(np.isnan(self.mean), -np.inf, np.abs(self.mean))
+        top = tuple(int(i) for i in np.unravel_index(int(np.argmax(magnitude)), self.cell_shape))
+        where = names(top) if names is not None else f"cell {top}"
+        return (
+            f"{int(np.prod(self.cell_shape))} cells, n=1: largest |{quantity}| "
+            f"{_number(self.mean[top])} at {where} (no CI or test). {' '.join(self.notes)}"
+        )
 
     def _scalar_verdict(self) -> str:
         if not bool(self.significant):
@@ -177,7 +194,14 @@ class Summary:
             )
         return f"significant at {self.alpha:g}"
 
-    def _grid_description(self, quantity: str, sample: str, ci_label: str, test: str) -> str:
+    def _grid_description(
+        self,
+        quantity: str,
+        sample: str,
+        ci_label: str,
+        test: str,
+        names: Callable[[tuple[int, ...]], str] | None = None,
+    ) -> str:
         n_cells = int(np.prod(self.cell_shape))
         magnitude = np.where(np.isnan(self.mean), -np.inf, np.abs(self.mean))
         top = np.unravel_index(int(np.argmax(magnitude)), self.cell_shape)
@@ -199,10 +223,57 @@ class Summary:
             )
         return (
             f"{n_cells} cells ({grid}), {sample} each{untested}: largest |{quantity}| "
-            f"{_number(self.mean[top])} at cell {where} ({ci_label} {_number(self.ci_low[top])} "
+            f"{_number(self.mean[top])} at {names(where) if names else f'cell {where}'} ({ci_label} {_number(self.ci_low[top])} "
             f"to {_number(self.ci_high[top])}), p={_p(self.p_value[top])} vs {self.null:g} "
             f"({test}); {family}{weak_text}; {self.n_tests} hypotheses tested."
         )
+
+
+def _single_example(
+    differences: np.ndarray,
+    paired: bool,
+    null: float,
+    confidence: float,
+    method: BootstrapMethod,
+    correction: SummaryCorrection,
+    alpha: float,
+    exploratory: bool,
+    n_resamples: int,
+    seed: int,
+) -> Summary:
+    """Returns the summary of one example: its value, and no interval or test (n=1 has none)."""
+    value = np.asarray(differences, dtype=np.float64)[0]
+    nan = np.full(value.shape, np.nan)
+    false = np.zeros(value.shape, dtype=bool)
+    return Summary(
+        mean=value,
+        ci_low=nan,
+        ci_high=nan.copy(),
+        p_value=nan.copy(),
+        p_adjusted=nan.copy(),
+        significant=false,
+        weak_evidence=false.copy(),
+        effect_size=nan.copy(),
+        n=1,
+        n_groups=None,
+        n_tests=0,
+        paired=paired,
+        confidence=float(confidence),
+        method=method,
+        null=float(null),
+        correction=correction,
+        alpha=float(alpha),
+        exploratory=bool(exploratory),
+        n_resamples=int(n_resamples),
+        exact_test=False,
+        n_permutations=0,
+        seed=int(seed),
+        min_detectable_effect=float("nan"),
+        notes=(
+            "n=1: one example has no confidence interval and no test; these are its values. "
+            "Run more examples (at least a dozen) before drawing a conclusion.",
+        ),
+    )
 
 
 def summarize(
@@ -234,7 +305,20 @@ def summarize(
     check_n_resamples(n_resamples)
     check_seed(seed)
     differences = paired_differences(values, baseline)
-    block = as_cell_block(differences, min_examples=2)
+    block = as_cell_block(differences, min_examples=1)
+    if block.n == 1:
+        return _single_example(
+            differences,
+            baseline is not None,
+            null,
+            confidence,
+            method,
+            correction,
+            alpha,
+            exploratory,
+            n_resamples,
+            seed,
+        )
 
     interval = bootstrap_ci(
         differences,

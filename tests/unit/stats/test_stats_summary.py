@@ -128,7 +128,7 @@ def test_summary_is_frozen_and_validated() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"values": np.ones(1)}, "at least 2 example"),
+        ({"values": np.ones(0)}, "at least 1 example"),
         ({"method": "student"}, "valid choices are 'bca', 'percentile'"),
         ({"correction": "fdr"}, "valid choices are 'holm', 'bh', 'none'"),
         ({"confidence": 95}, "strictly between 0 and 1"),
@@ -160,3 +160,12 @@ def test_stats_package_does_not_import_torch() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "False"
+
+
+def test_one_example_is_summarised_with_n_1_and_no_interval_or_test() -> None:
+    summary = summarize(np.array([[1.5, -2.0]]))
+    assert summary.n == 1 and summary.n_tests == 0
+    np.testing.assert_array_equal(summary.mean, [1.5, -2.0])
+    assert np.isnan(summary.ci_low).all() and not summary.significant.any()
+    text = summary.describe(lambda cell: f"cell-{cell[0]}")
+    assert "n=1" in text and "cell-1" in text and "no CI" in text
