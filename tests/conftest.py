@@ -40,3 +40,21 @@ def smol():
     import interplab
 
     return interplab.load()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_recording_into_the_users_project(tmp_path_factory: pytest.TempPathFactory):
+    """Runs record into a throwaway default project, never the user's; tests that check
+    recording open their own project."""
+    import os
+
+    home = tmp_path_factory.mktemp("interplab-home")
+    old = {k: os.environ.get(k) for k in ("INTERPLAB_HOME", "INTERPLAB_PROJECT")}
+    os.environ["INTERPLAB_HOME"] = str(home)
+    os.environ.pop("INTERPLAB_PROJECT", None)
+    yield
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

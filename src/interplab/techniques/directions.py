@@ -50,6 +50,7 @@ from interplab.results.directions import (
     load_directions,
 )
 from interplab.sites import Site
+from interplab.store import recorded
 
 DirectionLike = Tensor | np.ndarray
 
@@ -153,6 +154,7 @@ def direction_components(
 
 
 @torch.no_grad()
+@recorded("directional_ablation", inputs="prompts")
 def compare_ablation(
     model: Model,
     prompts: str | Sequence[str],

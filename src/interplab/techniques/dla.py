@@ -39,6 +39,7 @@ from interplab.core.weights import Norm
 from interplab.provenance import Provenance, data_hash
 from interplab.results.dla import SUM_TOLERANCE, DLACell, DLAConfig, DLAError, DLAResult
 from interplab.sites import Site
+from interplab.store import recorded
 
 UNEMBED_TOLERANCE = 1e-2
 """Logits may differ from final norm + unembedding by this, times (1 + max |logit|), before the
@@ -46,6 +47,7 @@ model counts as transforming its logits (soft-capping moves large logits by whol
 
 
 @torch.no_grad()
+@recorded("direct_logit_attribution", inputs="prompts")
 def direct_logit_attribution(
     model: Model,
     prompts: str | Sequence[str],

@@ -25,9 +25,11 @@ from interplab.core.model import Model
 from interplab.provenance import Provenance, data_hash
 from interplab.results.lens import LensConfig, LensError, LensResult
 from interplab.sites import Site
+from interplab.store import recorded
 
 
 @torch.no_grad()
+@recorded("logit_lens", inputs="prompts")
 def logit_lens(
     model: Model,
     prompts: str | Sequence[str],

@@ -54,12 +54,14 @@ from interplab.results.tracing import (
     TracingResult,
     window_range,
 )
+from interplab.store import recorded
 from interplab.techniques._trace_sweep import TraceInputs, sweep
 
 PromptsLike = str | Sequence[str] | PairDataset | Sequence[ContrastPair] | Tensor
 SubjectsLike = Sequence[str] | Sequence[tuple[int, int]] | str | None
 
 
+@recorded("causal_tracing", inputs="prompts")
 def causal_tracing(
     model: Model,
     prompts: PromptsLike,

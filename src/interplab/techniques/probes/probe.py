@@ -54,6 +54,7 @@ from interplab.results.probes import (
     has_groups,
 )
 from interplab.stats import BootstrapResult, auroc, auroc_ci, bootstrap_ci
+from interplab.store import recorded
 from interplab.techniques.activations import Activations, gather_activations
 from interplab.techniques.probes.fit import fit_batched
 from interplab.techniques.probes.folds import (
@@ -64,6 +65,7 @@ from interplab.techniques.probes.folds import (
 )
 
 
+@recorded("linear_probe", inputs="dataset")
 def linear_probe(
     model: Model,
     dataset: LabelledDataset,

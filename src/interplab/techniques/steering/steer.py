@@ -41,11 +41,13 @@ from interplab.core.interventions import Positions
 from interplab.core.model import Model
 from interplab.provenance import Provenance, data_hash
 from interplab.results.steering import SteerConfig, SteeringResult, SteeringVector
+from interplab.store import recorded
 from interplab.techniques.steering.behaviour import HAPPINESS, Behaviour, SteeringError
 from interplab.techniques.steering.vector import check_finite, steering_interventions
 
 
 @torch.inference_mode()
+@recorded("steering", inputs="prompts")
 def steer(
     model: Model,
     prompts: str | Sequence[str],

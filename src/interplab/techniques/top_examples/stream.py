@@ -46,6 +46,7 @@ from interplab.results.top_examples import (
     Unit,
 )
 from interplab.sites import Site, SiteLike
+from interplab.store import recorded
 from interplab.techniques.top_examples import checkpoint as checkpoints
 from interplab.techniques.top_examples.finish import finish
 from interplab.techniques.top_examples.state import Batch, State
@@ -63,6 +64,7 @@ class _Reader:
 
 
 @torch.inference_mode()
+@recorded("top_examples")
 def top_examples(
     model: Model,
     corpus: TokenizedCorpus | np.ndarray,
