@@ -42,9 +42,57 @@ class Config:
     def check(self) -> None:
         """Raises ConfigError for combinations or ranges that are not valid (override)."""
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Returns the config ``to_dict`` wrote (lists back to tuples, Site strings to Sites);
+        unknown keys are an error that lists the valid ones."""
+        hints = get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__} has no option {', '.join(unknown)}; valid: {', '.join(names)}"
+            )
+        return cls(**{k: _typed(hints[k], v) for k, v in data.items()})
+
     def to_dict(self) -> dict[str, Any]:
         """Returns the config as JSON types (Sites as their string form)."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+def _typed(tp: Any, value: Any) -> Any:
+    """Returns a JSON value as type ``tp``: Sites parsed, lists to tuples where declared."""
+    if value is None:
+        return None
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in get_args(tp):
+            if option is type(None):
+                continue
+            try:
+                out = _typed(option, value)
+            except (TypeError, ValueError):
+                continue
+            if get_origin(option) is Literal:
+                if out in get_args(option):
+                    return out
+                continue
+            kind = get_origin(option) or option
+            if isinstance(kind, type) and isinstance(out, kind):
+                return out
+        return value
+    if tp is Site:
+        return Site.parse(value)
+    if origin is tuple and isinstance(value, list):
+        args = get_args(tp)
+        item = args[0] if args else Any
+        return tuple(_typed(item, v) for v in value)
+    if origin is list and isinstance(value, list):
+        args = get_args(tp)
+        return [_typed(args[0] if args else Any, v) for v in value]
+    if tp is float and isinstance(value, int):
+        return float(value)
+    return value
 
 
 def _literal_choices(tp: Any) -> tuple[Any, ...] | None:

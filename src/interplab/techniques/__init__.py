@@ -1,5 +1,6 @@
 """Techniques: pure functions over a Model that return result objects (one file each)."""
 
+from interplab.techniques._rerun import register as _register_reruns
 from interplab.techniques.activations import Activations, gather_activations
 from interplab.techniques.directions import (
     AblationConfig,
@@ -73,6 +74,8 @@ from interplab.techniques.tracing import (
     causal_tracing,
     factual_subjects,
 )
+
+_register_reruns()
 
 __all__ = [
     "HAPPINESS",
