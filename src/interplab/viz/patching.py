@@ -76,11 +76,11 @@ def _draw(
 
 
 def grid_title(result: GridResult, component: str | None = None) -> str:
-    """Returns what a grid figure or page shows, in a line."""
-    comp = result.component(component)
+    """Returns what a grid figure or page shows, in a line (every component without one)."""
+    comps = ", ".join(result.components) if component is None else result.component(component)
     if isinstance(result, PathPatchingResult):
-        return f"{comp} senders: {result.title}"
-    return f"{result.technique}: {result.direction} {comp} on {result.metric} (n={result.n})"
+        return f"{comps} senders: {result.title}"
+    return f"{result.technique}: {result.direction} {comps} on {result.metric} (n={result.n})"
 
 
 def grid_figure(
