@@ -1,164 +1,54 @@
 """Patching results as plain data: per-example effects of every cell, with typed cells.
 
-Axis names, used unchanged in arrays, JSON and figures:
-
-    example   one contrast pair
-    layer     the block the patched component belongs to
-    head      a query head (``attn.z`` only)
-    pos       the patched token position (``per="position"``; absent with ``per="all"``)
-
 A grid for one component is ``[example, layer, pos]``, ``[example, layer]``,
-``[example, layer, head, pos]`` or ``[example, layer, head]``. Every value is an *effect*: the
-metric of the patched run minus the metric of the unpatched run (exact for activation and path
-patching, the first-order estimate for attribution patching).
+``[example, layer, head, pos]`` or ``[example, layer, head]`` (axes, cells and errors:
+`interplab.results.patching_cells`). Every value is an *effect*: the metric of the patched run
+minus the metric of the unpatched run (exact for activation and path patching, the first-order
+estimate for attribution patching).
 
-A cell is named by what it is, never by a display string: a `Site` (layer, component, head) and,
-per position, the position and its clean token (`Cell`, `TopCell`, `Example`). Comparisons of
-two grids (`ControlComparison`, `Comparison`, `AblationComparison`) live in
-`interplab.results.patching_compare`.
+`ControlComparison` (`GridResult.control_comparison`) puts a sweep beside the same sweep on
+unrelated control prompts:
+
+1. Each effect is divided by its own set's gap (|mean(clean − corrupt)|, or |mean clean metric|
+   for ablations), so the two sets read in one unit.
+2. Per cell, a two-sample permutation test asks whether the task effect exceeds the control
+   effect (in the direction of the task's mean; Holm over cells).
+3. A significant task cell is *task-specific* when it does; it is *general* when its control
+   effect survives correction as well and the task effect does not exceed it: a component that
+   matters on every input (the final position in the last layers always does), not a finding
+   about the task.
+
+Comparisons across techniques and ablation methods live in `interplab.results.patching_compare`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import numpy as np
 
-from interplab.errors import UserError
 from interplab.provenance import Provenance
 from interplab.results._naming import name_top_cell
-from interplab.results.base import Result, result_type
+from interplab.results.base import Result, encode, result_type
+from interplab.results.patching_cells import (
+    GRID_COMPONENTS,
+    RECOVERY_MIN_GAP,
+    Cell,
+    Direction,
+    Example,
+    GridComponent,
+    MetricError,
+    PatchingError,
+    Per,
+    Source,
+    TopCell,
+    grid_axes,
+    normalised_recovery,
+)
 from interplab.sites import Site
 from interplab.stats import Summary, summarize
 from interplab.stats.summary import SummaryCorrection
-
-Direction = Literal["denoise", "noise"]
-Per = Literal["position", "all"]
-Source = Literal["contrast", "zero", "mean", "resample"]
-GridComponent = Literal["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "attn.z"]
-GRID_COMPONENTS: tuple[str, ...] = get_args(GridComponent)
-
-RECOVERY_MIN_GAP = 1e-6
-"""`normalised_recovery` refuses examples whose |clean - corrupt| is below this."""
-
-
-class PatchingError(UserError):
-    """Inputs or options that a patching experiment cannot run with."""
-
-
-class MetricError(UserError):
-    """A metric that cannot be computed on the inputs given."""
-
-
-def grid_axes(component: str, per: str) -> tuple[str, ...]:
-    """Returns the axis names of one component's grid, example axis first."""
-    axes: tuple[str, ...] = ("example", "layer")
-    if component == "attn.z":
-        axes += ("head",)
-    if per == "position":
-        axes += ("pos",)
-    return axes
-
-
-def normalised_recovery(
-    patched: np.ndarray,
-    clean: np.ndarray,
-    corrupt: np.ndarray,
-    *,
-    min_gap: float = RECOVERY_MIN_GAP,
-) -> np.ndarray:
-    """Returns ``(patched - corrupt) / (clean - corrupt)`` per example; ``patched`` is
-    ``[n, *cells]``, ``clean`` and ``corrupt`` are ``[n]``. Raises on an example whose clean and
-    corrupt metrics are (nearly) equal, where the ratio means nothing."""
-    patched = np.asarray(patched, dtype=np.float64)
-    clean = np.asarray(clean, dtype=np.float64)
-    corrupt = np.asarray(corrupt, dtype=np.float64)
-    if clean.shape != corrupt.shape or clean.ndim != 1 or patched.shape[:1] != clean.shape:
-        raise MetricError(
-            f"patched must be [n, ...] with clean and corrupt [n]; got {patched.shape}, "
-            f"{clean.shape}, {corrupt.shape}"
-        )
-    gap = clean - corrupt
-    small = np.flatnonzero(np.abs(gap) < min_gap)
-    if small.size:
-        i = int(small[0])
-        raise MetricError(
-            f"example {i}: clean ({clean[i]:.6g}) and corrupt ({corrupt[i]:.6g}) metrics differ by "
-            f"less than {min_gap:g}, so recovery is undefined; drop the example or report the raw "
-            "effect"
-        )
-    shape = (-1,) + (1,) * (patched.ndim - 1)
-    return (patched - corrupt.reshape(shape)) / gap.reshape(shape)
-
-
-# -- typed cells ----------------------------------------------------------------------------------
-
-
-def _label(site: Site, position: int | None, token: str | None) -> str:
-    return str(site) if position is None else f"{site} @ {position} {token!r}"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One cell of a grid: the patched site (one head's for ``attn.z``) and, per position, the
-    position and its clean token (None with ``per="all"``)."""
-
-    site: Site
-    position: int | None = None
-    token: str | None = None
-
-    @property
-    def label(self) -> str:
-        """``L12.resid_pre @ 5 ' John'`` or ``L3.attn.z.h5``: for tables and hover text."""
-        return _label(self.site, self.position, self.token)
-
-    def __str__(self) -> str:
-        return self.label
-
-
-@dataclass(frozen=True)
-class TopCell:
-    """A cell with its evidence: mean effect over examples, CI, adjusted p-value."""
-
-    site: Site
-    position: int | None
-    token: str | None
-    index: tuple[int, ...]  # the grid index without the example axis
-    mean: float
-    ci_low: float
-    ci_high: float
-    p_adjusted: float
-    significant: bool
-
-    @property
-    def label(self) -> str:
-        return _label(self.site, self.position, self.token)
-
-    @property
-    def cell(self) -> Cell:
-        return Cell(self.site, self.position, self.token)
-
-
-@dataclass(frozen=True)
-class Example:
-    """One prompt's effect at one cell, labelled with why it is shown (``kind``)."""
-
-    kind: str  # "most affected", "random", "quantile bin b/B (effect lo to hi)"
-    site: Site
-    position: int | None
-    token: str | None
-    example: int
-    effect: float
-    clean: str
-    corrupt: str | None
-    answer: str
-    wrong_answer: str
-
-    @property
-    def label(self) -> str:
-        return _label(self.site, self.position, self.token)
-
 
 # -- grid results ---------------------------------------------------------------------------------
 
@@ -340,9 +230,7 @@ class GridResult(Result):
     def control_comparison(self, component: str | None = None) -> Any:
         """Returns this sweep's cells beside the control sweep's, in units of each set's gap,
         marking which task cells are task-specific and which matter on unrelated prompts too
-        (`interplab.results.patching_compare.ControlComparison`)."""
-        from interplab.results.patching_compare import compare_control
-
+        (`ControlComparison`)."""
         if self.control is None:
             raise PatchingError("this sweep ran without a control; pass control=True")
         return compare_control(self, self.control, self.component(component))
@@ -412,11 +300,107 @@ class PathPatchingResult(GridResult):
         return f"path patching → {names} ({frozen}, {self.metric}, n={self.n})"
 
 
+# -- task against control ---------------------------------------------------------------------
+
+
+def gap(result: GridResult) -> float:
+    """Returns the size of a sweep's effect scale: |mean(clean - corrupt)|, or |mean clean
+    metric| for ablations (1.0 when that is zero)."""
+    if getattr(result, "source", "contrast") != "contrast":
+        return abs(float(result.clean.mean())) or 1.0
+    return abs(float(result.clean.mean() - result.corrupt.mean())) or 1.0
+
+
+@dataclass(frozen=True)
+class ControlComparison:
+    """One component's cells on the task and on the control prompts, in units of each set's gap."""
+
+    component: str
+    cells: list[Cell]  # flattened grid order
+    task_fraction: np.ndarray  # mean effect / task gap, per cell
+    control_fraction: np.ndarray
+    task_significant: np.ndarray
+    control_significant: np.ndarray
+    p_specific: np.ndarray  # Holm-adjusted p that the task effect exceeds the control's
+    specific: np.ndarray  # task effect exceeds control effect (survives correction)
+    general: np.ndarray  # control effect survives correction, task effect does not exceed it
+    n_task: int
+    n_control: int
+
+    @property
+    def labels(self) -> list[str]:
+        return [c.label for c in self.cells]
+
+    def describe(self, k: int = 5) -> str:
+        """Returns what the control says, in a sentence or two."""
+        found = int(self.task_significant.sum())
+        shared = np.flatnonzero(self.general & self.task_significant)
+        head = f"control prompts (n={self.n_control}, unrelated text, the same positions changed): "
+        if found:
+            specific = int((self.specific & self.task_significant).sum())
+            head += (
+                f"of the {found} significant task cells of {self.component}, {specific} are "
+                f"task-specific (larger than on the control, Holm) and {len(shared)} matter as "
+                "much on the control (general)"
+            )
+        else:
+            head += f"no task cell of {self.component} survives correction (n={self.n_task})"
+        show = shared if len(shared) else np.flatnonzero(self.control_significant)
+        if not len(show):
+            return head + "; no control cell survives correction either."
+        worst = show[np.argsort(-np.abs(self.control_fraction[show]))][:k]
+        cells = ", ".join(
+            f"{self.cells[i].label} ({self.task_fraction[i]:+.2f} task, "
+            f"{self.control_fraction[i]:+.2f} control)"
+            for i in worst
+        )
+        lead = ": " if len(shared) else "; the strongest significant control cells: "
+        return f"{head}{lead}{cells}."
+
+    def to_dict(self) -> dict[str, Any]:
+        return encode(self)
+
+
+def compare_control(
+    task: GridResult, control: GridResult, component: str, *, seed: int = 0
+) -> ControlComparison:
+    """Returns the task and control sweeps of ``component`` side by side (see the module
+    docstring, step 1)."""
+    from interplab.stats.multiple import correct_pvalues
+    from interplab.stats.permutation import two_sample_permutation_test
+
+    ts, cs = task.summary(component), control.summary(component)
+    a = task.effect(component).reshape(task.n, -1) / gap(task)
+    b = control.effect(component).reshape(control.n, -1) / gap(control)
+    tf, cf = a.mean(0), b.mean(0)
+    sign = np.where(tf < 0, -1.0, 1.0)
+    test = two_sample_permutation_test(a * sign, b * sign, alternative="greater", seed=seed)
+    p = np.where(np.isnan(test.p_value), 1.0, test.p_value)
+    corrected = correct_pvalues(p, method="holm")
+    t_sig = np.asarray(ts.significant).ravel()
+    c_sig = np.asarray(cs.significant).ravel()
+    specific = corrected.reject
+    return ControlComparison(
+        component,
+        task.cells(component),
+        tf,
+        cf,
+        t_sig,
+        c_sig,
+        corrected.p_adjusted,
+        specific,
+        c_sig & ~specific,
+        task.n,
+        control.n,
+    )
+
+
 __all__ = [
     "GRID_COMPONENTS",
     "RECOVERY_MIN_GAP",
     "AttributionResult",
     "Cell",
+    "ControlComparison",
     "Direction",
     "Example",
     "GridComponent",
@@ -428,6 +412,8 @@ __all__ = [
     "Per",
     "Source",
     "TopCell",
+    "compare_control",
+    "gap",
     "grid_axes",
     "normalised_recovery",
 ]

@@ -1,16 +1,12 @@
-"""Two patching grids side by side, as plain data: task against control, estimate against exact,
-one ablation method against another.
+"""Patching results compared, as plain data: estimate against exact, ablation methods side by side.
 
-1. `ControlComparison` (`compare_control`): one component's cells on the task and on unrelated
-   control prompts, each effect divided by its own set's gap (|mean(clean − corrupt)|, or |mean
-   clean metric| for ablations). Per cell, a two-sample permutation test asks whether the task
-   effect exceeds the control effect (in the direction of the task's mean; Holm over cells). A
-   significant task cell is *task-specific* when it does; it is *general* when its control
-   effect survives correction as well and the task effect does not exceed it.
-2. `Comparison`: attribution patching's estimates against activation patching's exact effects
-   per cell, with Pearson and Spearman correlations and percentile-bootstrap CIs over examples.
-3. `AblationComparison`: the same noising sweep under each ablation method (zero, mean,
+1. `Comparison`: attribution patching's estimates against activation patching's exact effects
+   per cell, with Pearson and Spearman correlations and percentile-bootstrap CIs over examples,
+   the worst misses, and a per-cell summary of the estimate's error.
+2. `AblationComparison`: the same noising sweep under each ablation method (zero, mean,
    resample) with their rank agreement.
+
+(The task-against-control comparison is `interplab.results.patching.ControlComparison`.)
 """
 
 from __future__ import annotations
@@ -21,100 +17,9 @@ from typing import Any
 import numpy as np
 
 from interplab.results.base import Result, encode
-from interplab.results.patching import Cell, GridResult, PatchingError, PatchingResult
+from interplab.results.patching import PatchingResult
+from interplab.results.patching_cells import Cell, PatchingError
 from interplab.stats import Summary, summarize
-
-
-def gap(result: GridResult) -> float:
-    """Returns the size of a sweep's effect scale: |mean(clean - corrupt)|, or |mean clean
-    metric| for ablations (1.0 when that is zero)."""
-    if getattr(result, "source", "contrast") != "contrast":
-        return abs(float(result.clean.mean())) or 1.0
-    return abs(float(result.clean.mean() - result.corrupt.mean())) or 1.0
-
-
-@dataclass(frozen=True)
-class ControlComparison:
-    """One component's cells on the task and on the control prompts, in units of each set's gap."""
-
-    component: str
-    cells: list[Cell]  # flattened grid order
-    task_fraction: np.ndarray  # mean effect / task gap, per cell
-    control_fraction: np.ndarray
-    task_significant: np.ndarray
-    control_significant: np.ndarray
-    p_specific: np.ndarray  # Holm-adjusted p that the task effect exceeds the control's
-    specific: np.ndarray  # task effect exceeds control effect (survives correction)
-    general: np.ndarray  # control effect survives correction, task effect does not exceed it
-    n_task: int
-    n_control: int
-
-    @property
-    def labels(self) -> list[str]:
-        return [c.label for c in self.cells]
-
-    def describe(self, k: int = 5) -> str:
-        """Returns what the control says, in a sentence or two."""
-        found = int(self.task_significant.sum())
-        shared = np.flatnonzero(self.general & self.task_significant)
-        head = f"control prompts (n={self.n_control}, unrelated text, the same positions changed): "
-        if found:
-            specific = int((self.specific & self.task_significant).sum())
-            head += (
-                f"of the {found} significant task cells of {self.component}, {specific} are "
-                f"task-specific (larger than on the control, Holm) and {len(shared)} matter as "
-                "much on the control (general)"
-            )
-        else:
-            head += f"no task cell of {self.component} survives correction (n={self.n_task})"
-        show = shared if len(shared) else np.flatnonzero(self.control_significant)
-        if not len(show):
-            return head + "; no control cell survives correction either."
-        worst = show[np.argsort(-np.abs(self.control_fraction[show]))][:k]
-        cells = ", ".join(
-            f"{self.cells[i].label} ({self.task_fraction[i]:+.2f} task, "
-            f"{self.control_fraction[i]:+.2f} control)"
-            for i in worst
-        )
-        lead = ": " if len(shared) else "; the strongest significant control cells: "
-        return f"{head}{lead}{cells}."
-
-    def to_dict(self) -> dict[str, Any]:
-        return encode(self)
-
-
-def compare_control(
-    task: GridResult, control: GridResult, component: str, *, seed: int = 0
-) -> ControlComparison:
-    """Returns the task and control sweeps of ``component`` side by side (see the module
-    docstring, step 1)."""
-    from interplab.stats.multiple import correct_pvalues
-    from interplab.stats.permutation import two_sample_permutation_test
-
-    ts, cs = task.summary(component), control.summary(component)
-    a = task.effect(component).reshape(task.n, -1) / gap(task)
-    b = control.effect(component).reshape(control.n, -1) / gap(control)
-    tf, cf = a.mean(0), b.mean(0)
-    sign = np.where(tf < 0, -1.0, 1.0)
-    test = two_sample_permutation_test(a * sign, b * sign, alternative="greater", seed=seed)
-    p = np.where(np.isnan(test.p_value), 1.0, test.p_value)
-    corrected = correct_pvalues(p, method="holm")
-    t_sig = np.asarray(ts.significant).ravel()
-    c_sig = np.asarray(cs.significant).ravel()
-    specific = corrected.reject
-    return ControlComparison(
-        component,
-        task.cells(component),
-        tf,
-        cf,
-        t_sig,
-        c_sig,
-        corrected.p_adjusted,
-        specific,
-        c_sig & ~specific,
-        task.n,
-        control.n,
-    )
 
 
 @dataclass(frozen=True)
@@ -224,11 +129,4 @@ class AblationComparison(Result):
         return "\n".join(lines)
 
 
-__all__ = [
-    "AblationComparison",
-    "Comparison",
-    "ControlComparison",
-    "Miss",
-    "compare_control",
-    "gap",
-]
+__all__ = ["AblationComparison", "Comparison", "Miss"]

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from interplab.results.patching import GridResult, PatchingError, PathPatchingResult
-from interplab.results.patching_compare import AblationComparison, Comparison, gap
+from interplab.results.patching import GridResult, PatchingError, PathPatchingResult, gap
+from interplab.results.patching_compare import AblationComparison, Comparison
 from interplab.stats import Summary
 from interplab.stats.summary import SummaryCorrection
 from interplab.viz.figures import clean_token, hatch

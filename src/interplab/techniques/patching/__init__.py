@@ -18,6 +18,7 @@ Results are plain data in `interplab.results.patching` (drawn by `interplab.viz.
 from interplab.results.patching import (
     AttributionResult,
     Cell,
+    ControlComparison,
     Example,
     GridResult,
     PatchingError,
@@ -25,12 +26,7 @@ from interplab.results.patching import (
     PathPatchingResult,
     TopCell,
 )
-from interplab.results.patching_compare import (
-    AblationComparison,
-    Comparison,
-    ControlComparison,
-    Miss,
-)
+from interplab.results.patching_compare import AblationComparison, Comparison, Miss
 from interplab.techniques.patching.ablations import compare_ablations
 from interplab.techniques.patching.activation import FAST_TOLERANCE, activation_patching
 from interplab.techniques.patching.attribution import (

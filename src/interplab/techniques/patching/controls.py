@@ -21,7 +21,7 @@ effects need such baselines). `activation_patching` and `attribution_patching` r
    task (when no candidate changes it, the first is kept, with the clean prompt's second choice as
    the wrong answer).
 4. The control runs the identical sweep: the same config, with ``control=False``.
-5. `interplab.results.patching_compare.ControlComparison` puts the two side by side in units of
+5. `interplab.results.patching.ControlComparison` puts the two side by side in units of
    each set's own gap and marks task-specific and general cells (``result.control_comparison()``).
 """
 
@@ -34,8 +34,7 @@ import torch
 from torch import Tensor
 
 from interplab.core.model import Model
-from interplab.results.patching import PatchingError
-from interplab.results.patching_compare import ControlComparison, compare_control, gap
+from interplab.results.patching import ControlComparison, PatchingError, compare_control, gap
 from interplab.techniques.patching.grid import TokenPairs
 
 CANDIDATES = 8
