@@ -139,7 +139,7 @@ def tokens(batch: int = 2, length: int = 9, *, seed: int = 0) -> torch.Tensor:
 def token_pairs(n: int = 3, length: int = 7, seed: int = 0, positions: tuple[int, ...] = (2, 4)):
     """Returns seeded random `TokenPairs` whose corrupt prompts redraw the tokens at
     ``positions``, with answers 1..n and wrong answers 11..n+10."""
-    from interplab.techniques._grid import TokenPairs
+    from interplab.techniques.patching import TokenPairs
 
     g = torch.Generator().manual_seed(seed)
     clean = torch.randint(VOCAB, (n, length), generator=g)

@@ -11,6 +11,7 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -62,8 +63,10 @@ def jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         if hasattr(obj, "to_dict"):
             return jsonable(obj.to_dict())  # type: ignore[union-attr]
-        return jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
+        # Field by field, not dataclasses.asdict: asdict deep-copies, which fails on read-only
+        # mappings and costs time on large inputs.
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [jsonable(v) for v in obj]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from interplab.core.model import Model
 from interplab.results.patching import PatchingError, Per
 from interplab.results.patching_compare import AblationComparison
+from interplab.store import recorded
 from interplab.techniques.metrics import Metric, MetricName
 from interplab.techniques.patching.grid import PairsLike
 
@@ -29,6 +30,7 @@ def check_methods(methods: Sequence[str]) -> None:
         raise PatchingError(f"methods must be two or more of {ABLATIONS}, got {tuple(methods)}")
 
 
+@recorded("ablation_comparison", inputs="pairs")
 def compare_ablations(
     model: Model,
     pairs: PairsLike,

@@ -39,6 +39,7 @@ from interplab.core.model import Model, Tokens
 from interplab.provenance import Provenance
 from interplab.results.patching import Direction, PatchingError, PatchingResult, Per, Source
 from interplab.sites import Site
+from interplab.store import recorded
 from interplab.techniques.metrics import Metric, MetricName, Targets
 from interplab.techniques.patching import fast, hooks
 from interplab.techniques.patching.config import Method, PatchingConfig
@@ -50,6 +51,7 @@ float32: it runs different batch shapes and kernels (a KV cache, gathered unembe
 round differently; the tests measure the gap on every family it supports."""
 
 
+@recorded("activation_patching", inputs="pairs")
 def activation_patching(
     model: Model,
     pairs: PairsLike,

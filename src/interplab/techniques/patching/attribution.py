@@ -31,11 +31,13 @@ from interplab.provenance import Provenance
 from interplab.results.patching import AttributionResult, Direction, GridResult, PatchingError, Per
 from interplab.results.patching_compare import Comparison
 from interplab.sites import Site
+from interplab.store import recorded
 from interplab.techniques.metrics import Metric, MetricName, Targets
 from interplab.techniques.patching.config import AttributionConfig
 from interplab.techniques.patching.grid import PairsLike, grid_shape, prepare
 
 
+@recorded("attribution_patching", inputs="pairs")
 def attribution_patching(
     model: Model,
     pairs: PairsLike,

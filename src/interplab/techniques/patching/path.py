@@ -47,6 +47,7 @@ from interplab.progress import progress_bar
 from interplab.provenance import Provenance
 from interplab.results.patching import PatchingError, PathPatchingResult
 from interplab.sites import Site, SiteError, SiteLike, check_site
+from interplab.store import recorded
 from interplab.techniques.metrics import Metric, MetricName
 from interplab.techniques.patching import fast
 from interplab.techniques.patching.config import LOGITS, PathMethod, PathPatchingConfig
@@ -70,6 +71,7 @@ _VALID_SENDERS = (
 )
 
 
+@recorded("path_patching", inputs="pairs")
 def path_patching(
     model: Model,
     pairs: PairsLike,
