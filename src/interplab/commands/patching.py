@@ -30,7 +30,9 @@ def _pairs(model: Any, task: str, n: int, seed: int) -> Any:
     # pairs of one length (one template shape) remain after `same_length`.
     pool = max(10 * n, 100)
     if task == "ioi":
-        return ioi_pairs(tok, n=pool, seed=seed)
+        # A position sweep averages position p over prompts, so every prompt must put the same
+        # role there: one template (the paper's first) in one name order (IO first, ABBA).
+        return ioi_pairs(tok, n=pool, seed=seed, order="ABBA", templates=(0,))
     if task == "factual":
         dataset = factual_pairs(tok, seed=seed)
         return dataset.subset(range(min(n, len(dataset))))
@@ -57,8 +59,9 @@ def load_task(
         raise typer.BadParameter(f"{model} has no tokenizer; patching tasks need one")
     chosen = same_length(_pairs(loaded, task, n, seed), loaded.tokenizer, n)
     console.print(
-        f"[yellow]using {len(chosen)} pairs of {chosen.length} tokens (of {chosen.drawn} drawn): "
-        "positions must mean the same token in every example[/]"
+        f"[yellow]using {len(chosen)} pairs of {chosen.length} tokens"
+        + (f" from one template and order ({chosen.group})" if chosen.group else "")
+        + f" (of {chosen.drawn} drawn): a position must mean the same token in every example[/]"
     )
     if len(chosen) < 2:
         raise typer.BadParameter(

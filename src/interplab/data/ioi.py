@@ -81,8 +81,15 @@ class IOIConfig:
     corruption: IOICorruption = "abc"
     order: IOIOrder = "both"
     seed: int = 0
+    templates: tuple[int, ...] | None = None  # indices into IOI_TEMPLATES; None: all
 
     def __post_init__(self) -> None:
+        if self.templates is not None and (
+            not self.templates or any(not 0 <= t < len(IOI_TEMPLATES) for t in self.templates)
+        ):
+            raise ValueError(
+                f"templates must be indices in 0..{len(IOI_TEMPLATES) - 1}, got {self.templates}"
+            )
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if self.corruption not in get_args(IOICorruption):
@@ -97,9 +104,12 @@ def ioi_pairs(
     corruption: IOICorruption = "abc",
     order: IOIOrder = "both",
     seed: int = 0,
+    templates: tuple[int, ...] | None = None,
 ) -> PairDataset:
-    """Return `n` aligned IOI contrast pairs whose answer is the indirect object's name."""
-    config = IOIConfig(n=n, corruption=corruption, order=order, seed=seed)
+    """Return `n` aligned IOI contrast pairs whose answer is the indirect object's name; with
+    ``templates`` (indices into `IOI_TEMPLATES`) and one ``order``, every prompt has the same
+    template and name order, so a position means the same role (IO, S1, S2, END) in every pair."""
+    config = IOIConfig(n=n, corruption=corruption, order=order, seed=seed, templates=templates)
     names = [name for name in IOI_NAMES if single_token_id(tokenizer, " " + name) is not None]
     excluded = sorted(set(IOI_NAMES) - set(names))
     if len(names) < 5:
@@ -119,21 +129,30 @@ def ioi_pairs(
                 "pairs; this tokenizer splits the templates unevenly"
             )
         this_order = order if order != "both" else ("ABBA", "BABA")[len(pairs) % 2]
-        pair = _sample_pair(rng, names, this_order, corruption)
+        pair = _sample_pair(rng, names, this_order, corruption, templates)
         clean, corrupt = encode(tokenizer, pair.clean), encode(tokenizer, pair.corrupt)
         if len(clean) != len(corrupt):
             dropped += 1
             continue
         pairs.append(pair)
     params = {**asdict(config), "excluded_names": excluded, "n_templates": len(IOI_TEMPLATES)}
+    if templates is None:
+        params.pop("templates")
     return PairDataset(f"ioi-{corruption}", tuple(pairs), seed, params, dropped)
 
 
 def _sample_pair(
-    rng: random.Random, names: list[str], order: str, corruption: IOICorruption
+    rng: random.Random,
+    names: list[str],
+    order: str,
+    corruption: IOICorruption,
+    templates: tuple[int, ...] | None = None,
 ) -> ContrastPair:
     """Return one IOI pair drawn with `rng` for the given order and corruption."""
-    template_index = rng.randrange(len(IOI_TEMPLATES))
+    if templates is None:
+        template_index = rng.randrange(len(IOI_TEMPLATES))
+    else:
+        template_index = templates[rng.randrange(len(templates))]
     template = IOI_TEMPLATES[template_index]
     io_name, s_name = rng.sample(names, 2)
     place, obj = rng.choice(IOI_PLACES), rng.choice(IOI_OBJECTS)

@@ -5,9 +5,12 @@ only meaningful when every prompt has the same number of tokens. Generated tasks
 of different lengths, so `same_length`:
 
 1. tokenises each pair's clean prompt as the model sees it (special tokens included);
-2. keeps the most common length (the shortest of those on a tie);
-3. returns up to ``n`` pairs of that length, in their original order, with the length and how
-   many pairs were looked at, so a caller can say what was kept.
+2. keys each pair by (group, length): generated tasks name the template and order in ``group``
+   ("t00-ABBA"), and prompts of one template and order put the same role (IO, S1, S2, END) at
+   the same position, while two templates of one length do not;
+3. keeps the most common key (the shortest length, then the first group, on a tie);
+4. returns up to ``n`` pairs with that key, in their original order, with the length, the group
+   and how many pairs were looked at, so a caller can say what was kept.
 
 The tokenizer is any Hugging Face tokenizer (it is called, nothing else).
 """
@@ -29,6 +32,7 @@ class SameLength:
     pairs: PairDataset | list[ContrastPair]
     length: int
     drawn: int
+    group: str = ""
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -43,10 +47,11 @@ def same_length(
     if not items:
         raise UserError("no pairs to choose from")
     lengths = [len(tokenizer(p.clean, add_special_tokens=True)["input_ids"]) for p in items]
-    best = max(sorted(set(lengths)), key=lengths.count)
-    keep = [i for i, length in enumerate(lengths) if length == best][:n]
+    keys = [(length, p.group) for p, length in zip(items, lengths, strict=True)]
+    best = max(sorted(set(keys)), key=keys.count)
+    keep = [i for i, key in enumerate(keys) if key == best][:n]
     chosen = pairs.subset(keep) if isinstance(pairs, PairDataset) else [items[i] for i in keep]
-    return SameLength(chosen, best, len(items))
+    return SameLength(chosen, best[0], len(items), best[1])
 
 
 __all__ = ["SameLength", "same_length"]
