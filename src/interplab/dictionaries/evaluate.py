@@ -3,7 +3,10 @@
 Per evaluation batch of corpus windows (positions before ``skip_first``, the attention sink the
 dictionary was not trained on, are left out of every metric and never replaced):
 
-1. Clean forward: the logits and the dictionary's input and target activations.
+1. Clean forward: the logits and the dictionary's input and target activations. Tokens whose
+   norm exceeds ``outlier_ratio`` times the batch median (mid-sequence attention sinks,
+   `harvest.outliers`) are left out of every metric and never replaced, as in harvesting; the
+   result's notes say how many.
 2. Reconstruction. FVE = 1 - SSE / SST with SST the squared deviation from the per-dimension
    mean of the whole evaluation set, so predicting that mean scores exactly 0 and a perfect
    reconstruction 1 (SAELens divided by the wrong variance for years, their issue #659); MSE is
@@ -30,11 +33,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from interplab.configs import Config, positive
-from interplab.core.interventions import Ablate
+from interplab.core.interventions import Apply
 from interplab.core.model import Model
 from interplab.data.corpus import TokenizedCorpus
 from interplab.dictionaries.base import Dictionary
 from interplab.dictionaries.config import DictionaryError
+from interplab.dictionaries.harvest import outliers
 from interplab.dictionaries.splice import check_fits, spliced
 from interplab.progress import progress_bar
 from interplab.provenance import Provenance
@@ -51,6 +55,7 @@ class EvalConfig(Config):
     skip_first: int = 1
     ce: bool = True
     dense_threshold: float = 0.1
+    outlier_ratio: float | None = 10.0
 
     def check(self) -> None:
         positive("n_batches", self.n_batches)
@@ -121,6 +126,7 @@ def evaluate(
     targets, recons = [], []
     rows: dict[str, list[float]] = {k: [] for k in EVAL_METRICS}
     counts = torch.zeros(dictionary.d_sae, dtype=torch.float64)
+    n_outliers = 0
     dictionary = dictionary.eval()
     with progress_bar(len(batches), f"evaluating {name}", progress) as advance:
         for batch in batches:
@@ -128,6 +134,9 @@ def evaluate(
             clean = model.run(ids, capture=list(dict.fromkeys([read, write])))
             x_in = clean.cache[read].reshape(*ids.shape, -1)[:, s:].float()
             x_out = clean.cache[write].reshape(*ids.shape, -1)[:, s:].float()
+            keep = ~outliers([x_in, x_out], cfg.outlier_ratio)
+            n_outliers += int((~keep).sum())
+            x_in, x_out = x_in[keep], x_out[keep]
             with torch.no_grad():
                 f = dictionary.encode(x_in)
                 recon = dictionary(x_in)
@@ -137,7 +146,7 @@ def evaluate(
             targets.append(x_out.reshape(-1, x_out.shape[-1]))
             recons.append(recon.reshape(-1, recon.shape[-1]))
             if cfg.ce:
-                _downstream(model, dictionary, name, write, ids, clean.logits, s, rows)
+                _downstream(model, dictionary, name, write, ids, clean.logits, cfg, rows)
             advance(1)
     x_all = torch.cat(targets).double()
     mean = x_all.mean(0)
@@ -176,6 +185,12 @@ def evaluate(
             for k, v in rows.items()
         },
         density=density,
+        notes=(
+            f"{n_outliers} outlier tokens (norm > {cfg.outlier_ratio:g} x the batch median, "
+            "massive activations) were left out of the metrics and never replaced",
+        )
+        if n_outliers and cfg.outlier_ratio is not None
+        else (),
         provenance=Provenance(
             technique="dictionary_eval",
             model=model.info.to_dict(),
@@ -192,14 +207,27 @@ def _downstream(
     write: Site,
     ids: Tensor,
     clean_logits: Tensor,
-    s: int,
+    cfg: EvalConfig,
     rows: dict[str, list[float]],
 ) -> None:
-    """Adds one batch's CE clean / spliced / zero-ablated, CE recovered and KL to ``rows``."""
-    with spliced(model, {name: dictionary}, error=False, skip_first=s):
+    """Adds one batch's CE clean / spliced / zero-ablated, CE recovered and KL to ``rows``; the
+    tokens splicing leaves untouched (the first ``skip_first``, outliers) are not ablated."""
+    s, ratio = cfg.skip_first, cfg.outlier_ratio
+    with spliced(model, {name: dictionary}, error=False, skip_first=s, outlier_ratio=ratio):
         spliced_logits = model.forward(ids)
-    zero = Ablate(write, "zero", positions=slice(s, None))
-    zero_logits = model.run(ids, interventions=[zero]).logits
+    read = dictionary.site
+    assert read is not None
+    cache = model.activations(ids, [read]) if dictionary.config.kind != "sae" else None
+
+    def zero(x: Tensor) -> Tensor:
+        x_in = x if cache is None else cache[read].reshape(*x.shape[:2], -1)
+        out = torch.zeros_like(x)
+        out[:, :s] = x[:, :s]
+        sinks = outliers([x_in[:, s:], x[:, s:]], ratio)
+        out[:, s:][sinks] = x[:, s:][sinks]
+        return out
+
+    zero_logits = model.run(ids, interventions=[Apply(write, zero)]).logits
     ce_clean = float(next_token_ce(clean_logits, ids, s).mean())
     ce_spliced = float(next_token_ce(spliced_logits, ids, s).mean())
     ce_zero = float(next_token_ce(zero_logits, ids, s).mean())

@@ -10,7 +10,11 @@ Training reads activations in *blocks*, the unit of shuffling and of resumption:
    no unembedding), and returns every site's activations as ``[tokens, width]`` float32. The
    first ``skip_first`` positions of each window are dropped: a window's first token is an
    attention sink whose residual norm is ~100x the others', and a dictionary should not spend
-   capacity on it (splicing and evaluation leave those positions untouched too).
+   capacity on it (splicing and evaluation leave those positions untouched too). Sinks also occur
+   mid-window ("massive activations", Sun et al. 2024: in SmolLM2 e.g. some "\n" after "\n",
+   norm ~24,000 against a median of ~150): one such token outweighs ~20,000 ordinary ones in a
+   squared error, so tokens whose norm at any harvested site exceeds ``outlier_ratio`` times that
+   forward's median norm are dropped as well (`outliers`; about 1 in 10,000 tokens).
 3. The trainer shuffles a block's tokens with a generator seeded by ``(seed, epoch, block)``.
    Every block is a pure function of ``(epoch, index)``, so an interrupted run resumes by
    recomputing one block: no buffer is saved and the batches are bit-identical.
@@ -32,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interplab.configs import Config, positive
+from interplab.configs import Config, ConfigError, positive
 from interplab.core.model import Model
 from interplab.data.corpus import TokenizedCorpus
 from interplab.errors import UserError
@@ -50,9 +54,12 @@ class HarvestConfig(Config):
     block_windows: int = 256
     batch_windows: int = 16
     skip_first: int = 1
+    outlier_ratio: float | None = 10.0
     seed: int = 0
 
     def check(self) -> None:
+        if self.outlier_ratio is not None and self.outlier_ratio <= 1:
+            raise ConfigError(f"outlier_ratio must exceed 1 (or be None), got {self.outlier_ratio}")
         positive("block_windows", self.block_windows)
         positive("batch_windows", self.batch_windows)
         positive("skip_first", self.skip_first, allow_zero=True)
@@ -93,6 +100,19 @@ def token_vectors(value: Tensor, skip_first: int) -> Tensor:
     """Returns ``[batch * (pos - skip_first), width]`` float32 from a site's ``[batch, pos, ...]``."""
     b, t = value.shape[:2]
     return value[:, skip_first:].reshape(b * (t - skip_first), -1).float()
+
+
+def outliers(values: Sequence[Tensor], ratio: float | None) -> Tensor:
+    """Returns a bool mask over the leading axes: tokens whose norm at any of ``values``
+    (``[..., width]`` each) exceeds ``ratio`` times that tensor's median token norm."""
+    shape = values[0].shape[:-1]
+    mask = torch.zeros(shape, dtype=torch.bool, device=values[0].device)
+    if ratio is None:
+        return mask
+    for v in values:
+        norms = v.float().norm(dim=-1)
+        mask |= norms > ratio * norms.median()
+    return mask
 
 
 def check_finite(site: Site, x: Tensor, where: str) -> None:
@@ -156,8 +176,10 @@ class ModelSource:
             chunk = np.sort(window_ids[start : start + step])
             ids = torch.from_numpy(np.asarray(self.windows[chunk], dtype=np.int64))
             cache = self.model.activations(ids, list(self.sites))
+            vectors = {s: token_vectors(cache[s], self.config.skip_first) for s in self.sites}
+            keep = ~outliers(list(vectors.values()), self.config.outlier_ratio)
             for s in self.sites:
-                parts[s].append(token_vectors(cache[s], self.config.skip_first))
+                parts[s].append(vectors[s][keep])
         out = {s: torch.cat(v) for s, v in parts.items()}
         for s, x in out.items():
             check_finite(s, x, where)
@@ -235,6 +257,7 @@ __all__ = [
     "TensorSource",
     "check_finite",
     "fingerprint_hash",
+    "outliers",
     "site_width",
     "token_vectors",
 ]

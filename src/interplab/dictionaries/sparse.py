@@ -151,11 +151,12 @@ class _CodeValues(torch.autograd.Function):
             grad_b = torch.zeros(d_sae, dtype=grad.dtype, device=grad.device).index_add_(
                 0, cols, grad
             )
-        if ctx.needs_input_grad[1]:
-            g = torch.sparse_coo_tensor(
-                torch.stack([rows, cols]), grad, (n, d_sae), check_invariants=False
+        if ctx.needs_input_grad[1]:  # rows are grouped, so each token is one bag
+            counts = torch.bincount(rows, minlength=n)
+            offsets = torch.cumsum(counts, 0) - counts
+            grad_x = F.embedding_bag(
+                cols, W_enc.T.contiguous(), offsets, mode="sum", per_sample_weights=grad
             )
-            grad_x = torch.sparse.mm(g, W_enc.T)
         return None, grad_x, grad_W, grad_b, None, None
 
 

@@ -14,7 +14,8 @@
    logits), and an edit adds only its own change, ``(f' - f) @ W_dec``.
 3. With ``error=False`` the site becomes the reconstruction itself (what "CE loss recovered"
    measures); the first ``skip_first`` positions (the attention sink the dictionary was not
-   trained on) keep their original values.
+   trained on) keep their original values, and so do mid-sequence sinks whose norm exceeds
+   ``outlier_ratio`` times the median (`harvest.outliers`; harvesting drops them too).
 4. Features and error terms are `FeatureSite`s (``L6.resid_post.sae[res6].f123``,
    ``....error``): `Spliced.run` captures them beside ordinary sites, and `FeatureEdit`s ablate,
    scale, set or steer (add to) a feature, or scale or ablate the error term.
@@ -36,7 +37,7 @@ from interplab.core.model import Inputs, Model, Tokens
 from interplab.dictionaries.base import Dictionary
 from interplab.dictionaries.config import DictionaryError
 from interplab.dictionaries.feature_sites import FeatureSite, is_feature_site
-from interplab.dictionaries.harvest import site_width
+from interplab.dictionaries.harvest import outliers, site_width
 from interplab.sites import Site, SiteLike
 
 EditOp = Literal["ablate", "scale", "set", "add"]
@@ -91,8 +92,10 @@ class Spliced:
         *,
         error: bool = True,
         skip_first: int = 1,
+        outlier_ratio: float | None = 10.0,
     ) -> None:
         self.model, self.error, self.skip_first = model, error, skip_first
+        self.outlier_ratio = outlier_ratio
         self.dictionaries = dict(dictionaries)
         self.sites: dict[str, Site] = {}
         for name, d in self.dictionaries.items():
@@ -176,10 +179,11 @@ class Spliced:
         if edited is not features:
             skip = d.skip_term(x_in)
             out = out if skip is None else out + skip
-        out = out.to(x.dtype)
-        if self.skip_first > 0:
-            out = out.clone()
-            out[:, : self.skip_first] = x[:, : self.skip_first]
+        out = out.to(x.dtype).clone()
+        s = self.skip_first
+        out[:, :s] = x[:, :s]
+        sinks = outliers([x_in[:, s:], x[:, s:]], self.outlier_ratio)
+        out[:, s:][sinks] = x[:, s:][sinks]
         return out
 
     # -- what users call ------------------------------------------------------------------------
@@ -316,10 +320,13 @@ def spliced(
     *,
     error: bool = True,
     skip_first: int = 1,
+    outlier_ratio: float | None = 10.0,
 ) -> Iterator[Spliced]:
     """Splices ``dictionaries`` (name -> dictionary) into every forward of ``model`` inside the
     block and yields the `Spliced` handle for captures and edits."""
-    sp = Spliced(model, dictionaries, error=error, skip_first=skip_first)
+    sp = Spliced(
+        model, dictionaries, error=error, skip_first=skip_first, outlier_ratio=outlier_ratio
+    )
     with model.intervene(sp.interventions()):
         yield sp
 

@@ -151,3 +151,20 @@ def test_float16_shards_train_like_the_live_source(model, tmp_path):
 def test_sites_without_vectors_are_refused(model):
     with pytest.raises(HarvestError, match="attention patterns"):
         ModelSource(model, windows(), ["L0.attn.pattern"])
+
+
+def test_outlier_tokens_are_dropped_at_every_site_alike(model):
+    from interplab.dictionaries.harvest import outliers
+
+    x = torch.ones(6, 4)
+    x[2] *= 100
+    y = torch.ones(6, 4)
+    y[4] *= 100
+    assert outliers([x, y], 10.0).tolist() == [False, False, True, False, True, False]
+    assert not outliers([x], None).any()
+    strict = ModelSource(
+        model, windows(), SITES, HarvestConfig(block_windows=8, batch_windows=3, outlier_ratio=1.05)
+    )
+    kept = strict.block(0, 0)
+    n = {s: v.shape[0] for s, v in kept.items()}
+    assert len(set(n.values())) == 1 and next(iter(n.values())) < 8 * 9
