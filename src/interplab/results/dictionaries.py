@@ -211,10 +211,32 @@ class FeatureIndex(Result):
         return summarize(self.density.astype(np.float64))
 
 
+@dataclass(frozen=True)
+class EncodedPrompts(Result):
+    """Per-token feature activations of prompts: for each prompt and token, the active features
+    (strongest first, at most ``top`` of them) and their activations."""
+
+    technique = "dictionary_encode"
+
+    dictionary: str
+    site: Site
+    prompts: list[str]
+    tokens: list[list[str]]
+    features: list[list[list[int]]]  # [prompt][token][k]
+    activations: list[list[list[float]]]
+    l0: list[list[int]]  # [prompt][token]: how many features are active (may exceed top)
+    provenance: Provenance | None = None
+
+    def summary(self) -> Summary:
+        """Active features per token (L0), over every token of every prompt."""
+        return summarize(np.asarray([n for row in self.l0 for n in row], dtype=np.float64))
+
+
 __all__ = [
     "EVAL_METRICS",
     "DictionaryEval",
     "DictionaryResultError",
+    "EncodedPrompts",
     "Example",
     "FeatureIndex",
     "FeaturePage",
