@@ -97,6 +97,9 @@ def _register_command_groups() -> None:
     from interplab.commands import store as store_commands
 
     store_commands.register(app)
+    from interplab.commands import sae as sae_commands
+
+    sae_commands.register(app)
 
 
 _register_command_groups()
