@@ -88,7 +88,12 @@ def _table(result: Any, component: str, title: str, console: Console) -> None:
 
 
 TaskOpt = Annotated[str, typer.Option(help="ioi | factual | induction | a pairs CSV/JSONL file")]
-NOpt = Annotated[int, typer.Option(help="number of pairs")]
+NOpt = Annotated[
+    int,
+    typer.Option(
+        min=2, max=5000, help="number of pairs (2 to 5000; checked before the model loads)"
+    ),
+]
 SeedOpt = Annotated[int, typer.Option(help="seed of the generated pairs")]
 ComponentOpt = Annotated[
     str, typer.Option(help="resid_pre|resid_mid|resid_post|attn_out|mlp_out|attn.z")
