@@ -39,6 +39,7 @@ class Heatmap:
     hover: list[list[str]] | None = None  # extra text per cell
     faded: np.ndarray | None = None  # bool [rows, cols]: does not survive correction
     diverging: bool = True
+    limit: float | None = None  # the colour scale's end (None: this map's largest |value|)
 
     def __post_init__(self) -> None:
         v = np.asarray(self.values)
@@ -77,6 +78,8 @@ def _svg(m: Heatmap, index: int) -> str:
     rows, cols = v.shape
     finite = np.abs(v[np.isfinite(v)]) if m.diverging else v[np.isfinite(v)]
     lim = float(finite.max()) if finite.size and float(finite.max()) > 0 else 1.0
+    if m.limit is not None and m.limit > 0:
+        lim = float(m.limit)
     faded = np.zeros_like(v, dtype=bool) if m.faded is None else np.asarray(m.faded, dtype=bool)
     width = _LEFT + cols * _CELL_W + 20
     height = _TOP + rows * _CELL_H + _BOTTOM

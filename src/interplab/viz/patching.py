@@ -204,6 +204,11 @@ def grid_heatmaps(
     if result.control is not None:
         m = grid_heatmap(result.control, comp, _summary(result.control, comp, correction))
         maps.append(replace(m, title=f"control prompts (unrelated text): {m.title}"))
+        # One colour scale for task and control, so equal colours mean equal effects.
+        values = [np.abs(np.asarray(x.values, dtype=float)) for x in maps]
+        finite = [v[np.isfinite(v)] for v in values]
+        lim = max((float(v.max()) for v in finite if v.size), default=1.0)
+        maps = [replace(x, limit=lim) for x in maps]
     return maps
 
 

@@ -75,3 +75,15 @@ def test_patching_result_saves_png_and_interactive_html(tmp_path):
     n_layers, length = result.effect().shape[1:]
     assert text.count("<rect class='cell") == 2 * n_layers * length  # task and its control
     assert "95% CI [" in text and "n=4" in text
+
+
+def test_a_shared_limit_sets_the_colour_scale() -> None:
+    import re
+
+    from interplab.viz.interactive import Heatmap, page
+
+    small = Heatmap(np.array([[0.5]]), ["L0"], ["p0"], "small", "v")
+    alone = page([small], "t")
+    shared = page([Heatmap(np.array([[0.5]]), ["L0"], ["p0"], "small", "v", limit=1.0)], "t")
+    fill = re.compile(r"fill='(#[0-9a-f]{6})' data-info")
+    assert fill.findall(alone) != fill.findall(shared)
