@@ -41,14 +41,14 @@ table{border-collapse:collapse} td,th{padding:.2em .6em;border-bottom:1px solid 
 @renders(TrainingCurve, title=lambda r: f"training {r.name}")
 def training_figure(result: TrainingCurve) -> Figure:
     """Returns FVE, L0, dead fraction and MSE against training tokens (evaluations as points)."""
-    fig = Figure(figsize=(10, 6.5))
+    fig = Figure(figsize=(10, 6.5), layout="constrained")
     axes = fig.subplots(2, 2, sharex=True)
     t = result.tokens
     ax = axes[0, 0]
-    ax.plot(t, result.fve, color="C0", label="FVE (training batches)")
+    ax.plot(t, result.fve, color="C0", alpha=0.6, label="FVE (training batches)")
     if len(result.eval_tokens):
         for key, colour, label in (
-            ("fve", "C0", "FVE (held out)"),
+            ("fve", "C1", "FVE (held out)"),
             ("ce_recovered", "C3", "CE loss recovered"),
         ):
             if key in result.eval_metrics:
@@ -83,7 +83,7 @@ def training_figure(result: TrainingCurve) -> Figure:
 @renders(DictionaryEval, title=lambda r: f"evaluation of {r.name}")
 def eval_figure(result: DictionaryEval) -> Figure:
     """Returns the headline metrics with 95% CIs over batches, and the latent densities."""
-    fig = Figure(figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
     left, right = fig.subplots(1, 2)
     summaries = result.summaries()
     names = [n for n in ("fve", "ce_recovered") if n in summaries]
@@ -107,7 +107,7 @@ def eval_figure(result: DictionaryEval) -> Figure:
 @renders(FeaturePage, title=lambda r: r.label)
 def feature_figure(result: FeaturePage) -> Figure:
     """Returns the activation histogram (log axis) and the output tokens the feature promotes."""
-    fig = Figure(figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     edges, counts = result.histogram_edges, result.histogram_counts
     if counts.sum():
@@ -125,7 +125,7 @@ def feature_figure(result: FeaturePage) -> Figure:
             [v for _, v in tokens],
             color=["C3" if v > 0 else "C0" for _, v in tokens],
         )
-        right.set_yticks(range(len(tokens)), [repr(t) for t, _ in tokens], fontsize=7)
+        right.set_yticks(range(len(tokens)), [ascii(t) for t, _ in tokens], fontsize=7)
         right.set_xlabel("logit per unit of feature activation")
     else:
         right.axis("off")
@@ -161,7 +161,7 @@ def encoded_figure(result: EncodedPrompts, *, prompt: int = 0) -> Figure:
     for i, feats in enumerate(result.features[prompt]):
         if feats:
             ax.annotate(f"f{feats[0]}", (i, top[i]), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(tokens)), [repr(t) for t in tokens], rotation=60, fontsize=7)
+    ax.set_xticks(range(len(tokens)), [ascii(t) for t in tokens], rotation=60, fontsize=7)
     ax.set_ylabel("strongest feature activation")
     ax.set_title(result.prompts[prompt][:80], fontsize=9)
     return fig
