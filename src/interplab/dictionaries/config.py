@@ -59,6 +59,14 @@ class DictionaryConfig(Config):
     aux_coefficient: float = 1 / 32  # Gao et al. 2024
     threshold_lr: float = 0.01  # batch variants: EMA rate of the inference threshold
 
+    def __post_init__(self) -> None:
+        for name in ("site", "target"):  # a site given as a string, e.g. "L6.resid_pre"
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Site):
+                object.__setattr__(self, name, Site.parse(value))
+        object.__setattr__(self, "matryoshka_widths", tuple(self.matryoshka_widths))
+        super().__post_init__()
+
     def check(self) -> None:
         for name in ("d_in", "d_sae", "k"):
             positive(name, getattr(self, name))

@@ -160,3 +160,17 @@ def test_dictionary_refuses_vectors_of_the_wrong_width():
     d = build(config("topk", site=Site(3, "resid_post")))
     with pytest.raises(DictionaryError, match=r"width 16.*width 10"):
         d.encode(torch.randn(4, 10))
+
+
+def test_sites_may_be_given_as_strings():
+    c = DictionaryConfig(
+        "topk",
+        d_in=16,
+        d_sae=48,
+        k=4,
+        site="L3.mlp.in",
+        target="L3.mlp_out",  # type: ignore[arg-type]
+        kind="transcoder",
+        d_out=16,
+    )
+    assert (c.site, c.write_site) == (Site(3, "mlp.in"), Site(3, "mlp_out"))
