@@ -9,21 +9,31 @@
 5. A truth probe at every layer, beside its shuffled-label control task.
 6. A happiness steering vector, beside norm-matched random vectors and a prompt baseline.
 7. Write ``index.html`` (self-contained), the figures as PNG, and every result as JSON.
+
+Every run is recorded in a research project beside the page (``project/``): the hypotheses are
+written before the runs that test them (so those runs are marked pre-registered), findings cite
+their evidence runs, and the project's own report (``notebook/index.html``) is built from the
+store, with the exact commands and hashes to re-run each number.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 
+from interplab import store, viz
 from interplab.core.model import Model, load
 from interplab.report import Report, Section
+from interplab.sites import Site
 from interplab.techniques import direct_logit_attribution, logit_lens
-from interplab.viz.figures import figure_to_png_bytes, save
 
 PARIS_PROMPTS = [
     "The Eiffel Tower is located in the city of",
@@ -58,8 +68,62 @@ def ioi_prompts() -> tuple[list[str], list[str], list[str]]:
     return prompts, io, s
 
 
-def _layer_name(layers: list[str], index: int | None) -> str:
-    return "never" if index is None else layers[index]
+def _findings(project: store.Project, lens: Any, dla: Any, h_late: int, h_ioi: int) -> None:
+    """Writes what the demo believes, each finding with its evidence run and what would change
+    the mind, its tests corrected over the runs linked to the hypothesis it answers."""
+    first = [f for f in lens.first_layer_top1() if f is not None]
+    if first:
+        project.finding(
+            f"' Paris' first becomes the lens's top-1 token between {_earliest(first)} and "
+            f"{_latest(first)} on {len(first)} of {lens.n} factual prompts.",
+            evidence=[_latest_run(project, "logit_lens")],
+            confidence=0.7,
+            change_my_mind="a tuned lens (trained per layer) showing the answer decodable much "
+            "earlier, or other answers than Paris appearing at different depths",
+            family=f"H{h_late}",
+        )
+    top = dla.top_components(1)[0]
+    project.finding(
+        f"On {dla.n} IOI prompts the largest direct writer of logit(IO) - logit(S) is "
+        f"{top.site} ({top.mean:+.2f}, 95% CI {top.ci_low:+.2f} to {top.ci_high:+.2f}).",
+        evidence=[_latest_run(project, "direct_logit_attribution")],
+        confidence=0.8,
+        change_my_mind="patching that component on new templates failing to move the logit "
+        "difference, or the ranking changing on other name sets",
+        family=f"H{h_ioi}",
+    )
+
+
+def _earliest(sites: list[Site]) -> Site:
+    return min(sites, key=lambda x: x.sort_key)
+
+
+def _latest(sites: list[Site]) -> Site:
+    return max(sites, key=lambda x: x.sort_key)
+
+
+@contextmanager
+def _project(folder: Path) -> Iterator[store.Project]:
+    """Opens a fresh project at ``folder`` and makes it the one every run records into."""
+    shutil.rmtree(folder, ignore_errors=True)
+    project = store.Project.init(folder)
+    old = os.environ.get("INTERPLAB_PROJECT")
+    os.environ["INTERPLAB_PROJECT"] = str(project.root)
+    try:
+        yield project
+    finally:
+        if old is None:
+            os.environ.pop("INTERPLAB_PROJECT", None)
+        else:
+            os.environ["INTERPLAB_PROJECT"] = old
+        project.close()
+
+
+def _latest_run(project: store.Project, technique: str) -> int:
+    runs = project.runs(technique=technique, status="done", limit=1)
+    if not runs:
+        raise RuntimeError(f"the demo expected a recorded {technique} run")
+    return runs[0].id
 
 
 def run_demo(
@@ -69,6 +133,11 @@ def run_demo(
     console = console or Console()
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with _project(out_dir / "project") as project:
+        return _run_demo(out_dir, project, model, console)
+
+
+def _run_demo(out_dir: Path, project: store.Project, model: Model | None, console: Console) -> Path:
     started = time.perf_counter()
     with console.status("loading the embedded model (the first run converts it, ~1 min)"):
         model = model or load()
@@ -83,10 +152,19 @@ def run_demo(
         ),
     )
 
-    with console.status("logit lens on factual prompts"):
+    project.sprint_start("demo: where does SmolLM2 put the answer?")
+    h_late = project.hypothesis(
+        "The answer to a factual prompt becomes the lens's top-1 token only in the last third of "
+        "the network (layers 20-29)."
+    )
+    h_ioi = project.hypothesis(
+        "On IOI prompts, attention in layer 23 (head L23.attn.z.h3) writes the indirect object's "
+        "name directly toward the logits, more than any other component."
+    )
+    with store.evidence_for(h_late.id), console.status("logit lens on factual prompts"):
         lens = logit_lens(model, PARIS_PROMPTS, target=" Paris")
     lens.to_json(out_dir / "lens.json")
-    save(lens.figure(0), out_dir / "lens.png")
+    viz.save(lens, out_dir / "lens.png")
     first = lens.first_layer_top1()
     final_p = lens.at_last(lens.target_prob)[:, -1]
     ls = lens.summary()
@@ -95,7 +173,7 @@ def run_demo(
             p,
             f"{final_p[i]:.3f}",
             int(lens.at_last(lens.target_rank)[i, -1]),
-            _layer_name(lens.layers, first[i]),
+            "never" if first[i] is None else str(first[i]),
         ]
         for i, p in enumerate(lens.prompts)
     ]
@@ -107,8 +185,8 @@ def run_demo(
     ]
     if hit:
         claims.append(
-            f"It first becomes the lens's top-1 token at layer {lens.layers[min(hit)]} at the earliest and "
-            f"{lens.layers[max(hit)]} at the latest: the answer is assembled in the last third of the network."
+            f"It first becomes the lens's top-1 token at {_earliest(hit)} at the earliest and "
+            f"{_latest(hit)} at the latest: the answer is assembled in the last third of the network."
         )
     report.add(
         Section(
@@ -123,7 +201,7 @@ def run_demo(
                 "The logit lens reads early layers through the final decoder, which they were not trained for "
                 "(Belrose et al. 2023): late appearance of the answer is evidence about the decoder's basis, "
                 "not proof that early layers lack the information. With n="
-                f"{ls.n} prompts the CIs are wide; {ls.describe()}"
+                f"{ls.n} prompts the CIs are wide; {lens.describe(summary=ls)}"
             ],
             figures=[
                 (
@@ -137,16 +215,18 @@ def run_demo(
     )
 
     prompts, io, s = ioi_prompts()
-    with console.status(f"direct logit attribution on {len(prompts)} IOI prompts"):
+    with (
+        store.evidence_for(h_ioi.id),
+        console.status(f"direct logit attribution on {len(prompts)} IOI prompts"),
+    ):
         dla = direct_logit_attribution(model, prompts, target=io, baseline=s)
     dla.to_json(out_dir / "dla.json")
-    fig = dla.figure()
-    save(fig, out_dir / "dla.png")
+    viz.save(dla, out_dir / "dla.png")
     summ = dla.summary()
     order = np.argsort(-np.abs(np.asarray(summ.mean)))[:10]
     comp_rows = [
         [
-            dla.labels[i],
+            str(dla.sites[i]),
             float(summ.mean[i]),
             float(summ.ci_low[i]),
             float(summ.ci_high[i]),
@@ -160,7 +240,7 @@ def run_demo(
     top_heads = np.dstack(np.unravel_index(np.argsort(-head_mean.ravel())[:5], head_mean.shape))[0]
     head_rows = [
         [
-            f"L{la}.h{h}",
+            str(dla.head_site(int(la), int(h))),
             float(hs.mean[la, h]),
             float(hs.ci_low[la, h]),
             float(hs.ci_high[la, h]),
@@ -181,14 +261,14 @@ def run_demo(
             claims=[
                 f"The model prefers the indirect object on {positive:.0%} of prompts; mean logit difference "
                 f"{dla.actual.mean():.2f} (n={dla.n}).",
-                f"Largest direct contributor: {dla.labels[order[0]]} "
+                f"Largest direct contributor: {dla.sites[order[0]]} "
                 f"({float(summ.mean[order[0]]):+.2f}, 95% CI {float(summ.ci_low[order[0]]):+.2f} to "
                 f"{float(summ.ci_high[order[0]]):+.2f}); strongest head {head_rows[0][0]} ({head_rows[0][1]:+.2f}).",
             ],
             caveats=[
                 "Direct effects only: a component can matter through later layers without writing to the "
                 "logits itself, and templates are few. Causal tests (activation patching) are the next step. "
-                + summ.describe()
+                + dla.describe(summary=summ)
             ],
             figures=[
                 (
@@ -208,6 +288,25 @@ def run_demo(
     report.add(_tracing_section(model, out_dir, console))
     report.add(_probe_section(model, out_dir, console))
     report.add(_steering_section(model, out_dir, console))
+    _findings(project, lens, dla, h_late.id, h_ioi.id)
+    project.sprint_end(
+        tried="logit lens, DLA, activation/attribution/path patching, tracing, a probe, steering",
+        worked="every section's numbers come with n, a CI and the control that rules out the "
+        "commonest misreading",
+        differently="patch more templates before generalising beyond one IOI template",
+        decision="continue",
+    )
+    from interplab.report.notebook_page import write_project_report
+
+    notebook, _ = write_project_report(
+        project, out_dir / "notebook", title="interplab demo project"
+    )
+    report.intro += (
+        f" Every run is recorded in the research project <code>project/</code> "
+        f"({project.count_runs()} runs); its report, with the hypotheses written before the "
+        "runs, the findings with their evidence and the commands to re-run them, is "
+        f"<a href='notebook/{notebook.name}'>notebook/{notebook.name}</a>."
+    )
     path = report.write(out_dir / "index.html")
     console.print(f"[bold green]wrote[/] {path} ({time.perf_counter() - started:.0f} s)")
     return path
@@ -220,8 +319,6 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
         compare_with_activation_patching,
     )
 
-    # One template (equal token lengths, so positions align); the corrupt prompt swaps the order
-    # of the names, which flips the correct answer.
     pairs = _ioi_pairs(16)
     with console.status(
         "activation patching: resid_pre by layer × position on IOI and on unrelated control "
@@ -237,8 +334,8 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
     act.to_json(out_dir / "patching_resid_pre.json")
     heads.to_json(out_dir / "patching_heads.json")
     attr.to_json(out_dir / "attribution_resid_pre.json")
-    act.save_plot(out_dir / "patching_resid_pre.png")
-    heads.save_plot(out_dir / "patching_heads.png")
+    viz.save(act, out_dir / "patching_resid_pre.png")
+    viz.save(heads, out_dir / "patching_heads.png")
     control = act.control_comparison()
     figures = [
         (
@@ -250,25 +347,27 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
             (out_dir / "patching_heads.png").read_bytes(),
         ),
     ]
+    from interplab.viz.patching import control_figure
+
     for name, fig, caption in (
         (
             "patching_control.png",
-            act.control_figure(),
+            control_figure(act),
             "the same sweep on unrelated news text with the same positions changed, each in units "
             "of its own clean-corrupt gap: what lights up on both is not about IOI",
         ),
         (
             "attribution_vs_patching.png",
-            comparison.figure(),
+            viz.figure(comparison),
             "attribution patching (gradient estimate) against exact activation patching, per cell",
         ),
     ):
-        save(fig, out_dir / name)
+        (out_dir / name).write_bytes(viz.png_bytes(fig))
         figures.append((caption, (out_dir / name).read_bytes()))
 
     def cells(result: Any) -> str:
         return "; ".join(
-            f"{c['cell']} {c['mean']:+.2f} (95% CI {c['ci_low']:+.2f} to {c['ci_high']:+.2f})"
+            f"{c.label} {c.mean:+.2f} (95% CI {c.ci_low:+.2f} to {c.ci_high:+.2f})"
             for c in result.top_cells(k=5)
         )
 
@@ -291,13 +390,13 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
         ],
         caveats=[
             "Sixteen prompts from one template: the sweep shows where information sits for this template, not a "
-            "general IOI circuit. " + act.summary().describe()
+            "general IOI circuit. " + act.describe()
         ],
         figures=figures,
         tables=[
             (
-                [f"prompts for {examples[0]['cell']}", "effect", "clean prompt"],
-                [[e["kind"], round(e["effect"], 3), e["clean"]] for e in examples],
+                [f"prompts for {examples[0].label}", "effect", "clean prompt"],
+                [[e.kind, round(e.effect, 3), e.clean] for e in examples],
             )
         ],
         links=[
@@ -308,11 +407,30 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
     )
 
 
+# Position sweeps compare position p across prompts, so they use ONE template in ONE name order
+# (the indirect object first): every position means the same thing in every prompt. The corrupt
+# prompt swaps the names, which flips the correct answer.
+PATCHING_TEMPLATE = IOI_TEMPLATES[0]
+PATCHING_NAMES = [
+    *IOI_NAMES,
+    ("Emma", "Paul"),
+    ("Lisa", "Mark"),
+    ("Kate", "Peter"),
+    ("Lucy", "Adam"),
+]
+
+
 def _ioi_pairs(n: int) -> list[Any]:
+    """Returns ``n`` aligned IOI pairs: one template, IO named first, both names single tokens."""
     from interplab.data import ContrastPair
 
-    prompts, io, s = ioi_prompts()
-    return [ContrastPair(prompts[i], prompts[i ^ 1], io[i], s[i]) for i in range(n)]
+    pairs = []
+    for a, b in PATCHING_NAMES:
+        for io, s in ((a, b), (b, a)):
+            clean = PATCHING_TEMPLATE.format(A=io, B=s, S=s)
+            corrupt = PATCHING_TEMPLATE.format(A=s, B=io, S=io)
+            pairs.append(ContrastPair(clean, corrupt, " " + io, " " + s, group="t0-ABBA"))
+    return pairs[:n]
 
 
 def _path_patching_section(model: Model, out_dir: Path, console: Console) -> Section:
@@ -323,19 +441,18 @@ def _path_patching_section(model: Model, out_dir: Path, console: Console) -> Sec
         "path patching: every head -> logits, every MLP -> L23.h3's keys and values"
     ):
         heads = path_patching(model, pairs, progress=False)
-        top = heads.top_cells(k=1)[0]
-        receiver = top["cell"].replace(".attn.z", "")  # e.g. L23.h3
-        layer, head = receiver.split(".")
-        kv = [f"{layer}.attn.k.{head}", f"{layer}.attn.v.{head}"]
+        top = heads.top_cells(k=1)[0].site  # e.g. L23.attn.z.h3
+        kv = [Site(top.layer, "attn.k", top.head), Site(top.layer, "attn.v", top.head)]
+        receiver = str(top)
         mlps = path_patching(model, pairs, senders="mlps", receivers=kv, progress=False)
     heads.to_json(out_dir / "path_heads_to_logits.json")
     mlps.to_json(out_dir / "path_mlps_to_kv.json")
-    heads.save_plot(out_dir / "path_heads_to_logits.png")
-    mlps.save_plot(out_dir / "path_mlps_to_kv.png")
+    viz.save(heads, out_dir / "path_heads_to_logits.png")
+    viz.save(mlps, out_dir / "path_mlps_to_kv.png")
 
     def cells(result: Any, k: int) -> str:
         return "; ".join(
-            f"{c['cell']} {c['mean']:+.2f} (95% CI {c['ci_low']:+.2f} to {c['ci_high']:+.2f})"
+            f"{c.label} {c.mean:+.2f} (95% CI {c.ci_low:+.2f} to {c.ci_high:+.2f})"
             for c in result.top_cells(k=k)
         )
 
@@ -353,7 +470,7 @@ def _path_patching_section(model: Model, out_dir: Path, console: Console) -> Sec
         ],
         caveats=[
             "Sixteen prompts from one template. A path effect is a causal effect of this corruption (swapping "
-            "the names) along this path, not the head's whole role. " + heads.summary().describe()
+            "the names) along this path, not the head's whole role. " + heads.describe()
         ],
         figures=[
             (
@@ -386,7 +503,7 @@ def _tracing_section(model: Model, out_dir: Path, console: Console) -> Section:
     ):
         trace = causal_tracing(model, ds.subset(keep), samples=5, progress=False)
     trace.to_json(out_dir / "tracing.json")
-    trace.save_plot(out_dir / "tracing.png")
+    viz.save(trace, out_dir / "tracing.png")
     tops = {c: trace.top_cells(c, 2) for c in ("resid", "attn", "mlp")}
     return Section(
         title="5. Causal tracing: where is the fact recalled?",
@@ -402,7 +519,7 @@ def _tracing_section(model: Model, out_dir: Path, console: Console) -> Section:
             *[
                 f"Strongest {c} cells: "
                 + "; ".join(
-                    f"{r['cell']} {r['mean']:+.3f} (95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f})"
+                    f"{r.label} {r.mean:+.3f} (95% CI {r.ci_low:+.3f} to {r.ci_high:+.3f})"
                     for r in rows
                 )
                 + "."
@@ -412,8 +529,7 @@ def _tracing_section(model: Model, out_dir: Path, console: Console) -> Section:
         caveats=[
             "Twelve prompts of one template: the minimum for a cell to survive Holm over these cells. "
             "Restoring an early MLP window at the subject restores everything because the window includes "
-            "layer 0's MLP, which acts as part of the embedding. "
-            + trace.summary("resid").describe()
+            "layer 0's MLP, which acts as part of the embedding. " + trace.describe("resid")
         ],
         figures=[
             (
@@ -436,7 +552,7 @@ def _probe_section(model: Model, out_dir: Path, console: Console) -> Section:
     with console.status(f"truth probe at every layer ({data.name}, n={len(data.texts)})"):
         probe = linear_probe(model, data, seed=0)
     probe.to_json(out_dir / "probe_truth.json")
-    save(probe.figure(), out_dir / "probe_truth.png")
+    viz.save(probe, out_dir / "probe_truth.png")
     best = probe.best_layer
     at = probe.at(best)
     return Section(
@@ -449,7 +565,7 @@ def _probe_section(model: Model, out_dir: Path, console: Console) -> Section:
         claims=[probe.describe()],
         caveats=[
             f"Best layer chosen after looking at all {len(probe.layers)} layers: layer {best}'s accuracy "
-            f"{at.get('accuracy', float('nan')):.3f} is optimistic by selection; the Holm-corrected summary covers that."
+            f"{at.accuracy:.3f} is optimistic by selection; the Holm-corrected summary covers that."
         ],
         figures=[
             (
@@ -478,8 +594,8 @@ def _steering_section(model: Model, out_dir: Path, console: Console) -> Section:
             max_new_tokens=16,
         )
     result.to_json(out_dir / "steering_happiness.json")
-    save(result.figure(), out_dir / "steering_happiness.png")
-    s = result.summary()
+    viz.save(result, out_dir / "steering_happiness.png")
+    s = result.summaries()
     rows = []
     for j, c in enumerate(result.coefficients):
         rows.append(
@@ -533,7 +649,6 @@ __all__ = [
     "IOI_NAMES",
     "IOI_TEMPLATES",
     "PARIS_PROMPTS",
-    "figure_to_png_bytes",
     "ioi_prompts",
     "run_demo",
 ]
