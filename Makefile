@@ -26,7 +26,7 @@ demo: setup
 	@echo "open reports/demo/index.html"
 
 test: setup
-	$(BIN)/python -m pytest tests --durations=15
+	$(BIN)/python -m pytest tests --durations=15 -n 2
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
