@@ -105,6 +105,11 @@ def test_result_files_load_without_torch(tmp_path):
             values: np.ndarray
             site: Site
 
+            def summary(self):
+                from interplab.stats import summarize
+
+                return summarize(self.values[:, None])
+
 
         written = LayersProbeResult(np.array([1.0, float("nan")]), Site(2, "attn_out"))
         loaded = results.load(written.to_json("probe.json"))

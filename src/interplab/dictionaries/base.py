@@ -19,6 +19,7 @@ decoder rows.
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ class Step:
     parts: dict[str, float] = field(default_factory=dict)
 
 
-class Dictionary(nn.Module):
+class Dictionary(nn.Module, abc.ABC):
     """A sparse dictionary: ``encode``, ``decode``, ``forward`` and one training step."""
 
     architecture: str = ""
@@ -114,8 +115,9 @@ class Dictionary(nn.Module):
         self._check_width(x, self.d_in, "input")
         return self.encoder_input(x) @ self.W_enc + self.b_enc
 
-    def activate(self, pre: Tensor) -> Tensor:  # pragma: no cover - every architecture overrides
-        raise NotImplementedError
+    @abc.abstractmethod
+    def activate(self, pre: Tensor) -> Tensor:
+        """Returns feature activations from encoder pre-activations (each architecture's rule)."""
 
     def encode(self, x: Tensor) -> Tensor:
         """Returns the feature activations ``[..., d_sae]`` of activations ``[..., d_in]``."""
@@ -144,12 +146,12 @@ class Dictionary(nn.Module):
 
     # -- training -----------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def train_step(
         self, x: Tensor, target: Tensor, dead: Tensor, sparsity_scale: float = 1.0
-    ) -> Step:  # pragma: no cover - every architecture overrides
+    ) -> Step:
         """Returns the loss on one batch ``x [n, d_in]`` -> ``target [n, d_out]``; ``dead`` marks
         latents that have not fired for a while; ``sparsity_scale`` warms up penalties."""
-        raise NotImplementedError
 
     def after_step(self, step: Step) -> None:
         """Updates state that is not a parameter after the optimiser step (override)."""

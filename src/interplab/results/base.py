@@ -18,6 +18,7 @@ module imports neither viz nor matplotlib nor torch).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import importlib
 import json
@@ -42,7 +43,7 @@ class ResultError(UserError):
     """A result file or dict that cannot be read: wrong technique, missing or malformed fields."""
 
 
-class Result:
+class Result(abc.ABC):
     """Base of every result: ``to_dict``/``from_dict``, ``to_json``/``from_json``, ``summary``.
 
     Subclasses are frozen dataclasses that set ``technique`` and implement ``summary()``, which
@@ -85,8 +86,9 @@ class Result:
         """Returns the result stored in a JSON file written by ``to_json``."""
         return cls.from_dict(_read(path))
 
-    def summary(self) -> Any:  # pragma: no cover - every subclass overrides
-        raise NotImplementedError
+    @abc.abstractmethod
+    def summary(self) -> Any:
+        """Returns the result's `interplab.stats.Summary` (every result type defines it)."""
 
     # -- display ------------------------------------------------------------------------------
 

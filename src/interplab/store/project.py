@@ -233,7 +233,7 @@ class Project:
             return None  # its result type is not importable in this process: nothing to keep
         try:
             summary, error = result.summary().to_dict(), None
-        except (ValueError, NotImplementedError, TypeError) as e:
+        except (ValueError, TypeError) as e:
             summary, error = None, f"{type(e).__name__}: {e}"
         with self.write() as conn:
             conn.execute(
