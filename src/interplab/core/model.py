@@ -141,6 +141,9 @@ class Model:
         self.adapter = adapter
         self.info = info
         self.dims: Dimensions = adapter.dims(hf.config)
+        self.attached: dict[str, Any] = {}
+        """Objects higher layers attach by name (dictionaries, `interplab.dictionaries.attach`),
+        so a `FeatureSite` naming one resolves anywhere; core itself never reads them."""
 
     def __repr__(self) -> str:
         d = self.dims
@@ -179,7 +182,9 @@ class Model:
         """Returns a Model on a deep copy of the weights (for weight edits that must not leak)."""
         import copy
 
-        return Model(copy.deepcopy(self.hf), self.tokenizer, self.adapter, self.info)
+        out = Model(copy.deepcopy(self.hf), self.tokenizer, self.adapter, self.info)
+        out.attached = dict(self.attached)
+        return out
 
     def embed(self, ids: TokenIds) -> Residual:
         """Returns the token embeddings ``[batch, pos, d_model]`` of ``ids`` (the embedding module's

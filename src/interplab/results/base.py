@@ -32,7 +32,7 @@ import numpy as np
 
 from interplab.errors import UserError
 from interplab.provenance import Provenance, write_text
-from interplab.sites import Site
+from interplab.sites import FeatureSite, Site
 
 R = TypeVar("R", bound="Result")
 
@@ -142,7 +142,7 @@ def encode(value: Any) -> Any:
     """Returns ``value`` as JSON types; arrays keep dtype and shape, floats keep NaN and inf."""
     if isinstance(value, Result):
         return value.to_dict()
-    if isinstance(value, Site):
+    if isinstance(value, Site | FeatureSite):
         return str(value)
     if isinstance(value, Provenance):
         return encode(dataclasses.asdict(value))
@@ -215,6 +215,8 @@ def decode(tp: Any, value: Any) -> Any:
         return _array(value)
     if tp is Site:
         return Site.parse(value)
+    if tp is FeatureSite:
+        return FeatureSite.parse(value)
     if tp is Provenance:
         return Provenance(**value)
     if tp is float:

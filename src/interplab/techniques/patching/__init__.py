@@ -39,6 +39,7 @@ from interplab.techniques.patching.config import (
     PathPatchingConfig,
 )
 from interplab.techniques.patching.controls import compare_control, control_pairs, gap
+from interplab.techniques.patching.features import FeaturePatchingConfig, feature_patching
 from interplab.techniques.patching.grid import PairsLike, TokenPairs
 from interplab.techniques.patching.path import SENDER_SETS, path_patching
 
@@ -52,6 +53,7 @@ __all__ = [
     "Comparison",
     "ControlComparison",
     "Example",
+    "FeaturePatchingConfig",
     "GridResult",
     "Miss",
     "PairsLike",
@@ -68,6 +70,7 @@ __all__ = [
     "compare_control",
     "compare_with_activation_patching",
     "control_pairs",
+    "feature_patching",
     "gap",
     "path_patching",
 ]

@@ -30,6 +30,7 @@ from interplab.techniques.steering.behaviour import (
 )
 from interplab.techniques.steering.steer import steer
 from interplab.techniques.steering.vector import (
+    feature_vector,
     happiness_vector,
     steering_interventions,
     steering_vector,
@@ -52,6 +53,7 @@ __all__ = [
     "SteeringRow",
     "SteeringVector",
     "SteeringVectorConfig",
+    "feature_vector",
     "happiness_score",
     "happiness_vector",
     "steer",

@@ -28,7 +28,7 @@ from interplab.results.steering import (
     SteeringVector,
     SteeringVectorConfig,
 )
-from interplab.sites import Site
+from interplab.sites import FeatureSite, Site
 from interplab.techniques.steering.behaviour import SteeringError
 
 
@@ -74,6 +74,48 @@ def steering_vector(
         n_positive=n_pos,
         n_negative=n_neg,
         provenance=prov,
+    )
+
+
+def feature_vector(model: Model, feature: str | FeatureSite) -> SteeringVector:
+    """Returns the steering vector of one dictionary feature: its decoder row, placed on the
+    residual stream where the dictionary writes (an SAE's own residual site; a transcoder's or an
+    ``attn_out``/``mlp_out`` SAE's output lands in ``resid_post`` of its layer, to which that
+    output is added). A coefficient c then adds c units of the feature, exactly what
+    `interplab.dictionaries.Spliced.steer` does with the error term kept. It has no contrast
+    sets: ``positive_mean`` is the row, ``negative_mean`` zero, ``n_positive = n_negative = 0``."""
+    from interplab.dictionaries.attach import decoder_rows, resolve
+
+    r = resolve(model, feature)
+    if r.site.feature is None:
+        raise SteeringError(f"{r.site} names every feature; steer one (add .f<index>)")
+    write = r.write
+    component: ResidComponent
+    if write.component in ("resid_pre", "resid_post"):
+        component = write.component  # type: ignore[assignment]
+    elif write.component == "mlp_out" and not model.parallel_residual:
+        component = "resid_post"  # resid_post = resid_mid + mlp_out
+    else:
+        raise SteeringError(
+            f"{r.site}: steering vectors live on resid_pre or resid_post; steer a feature written "
+            f"at {write} with interplab.dictionaries.spliced(...).steer"
+        )
+    row = decoder_rows(r)[0].double().numpy()[None, :].astype(np.float32)
+    return SteeringVector(
+        layers=[int(write.layer)],  # type: ignore[arg-type]
+        component=component,
+        position="mean",
+        vectors=row,
+        positive_mean=row,
+        negative_mean=np.zeros_like(row),
+        n_positive=0,
+        n_negative=0,
+        provenance=Provenance(
+            technique="feature_vector",
+            model=model.info.to_dict(),
+            config={"feature": str(r.site), "dictionary": r.dictionary.config.to_dict()},
+            data_sha256=data_hash({"decoder_row": row.tolist()}),
+        ),
     )
 
 

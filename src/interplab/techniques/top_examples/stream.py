@@ -37,6 +37,7 @@ from torch import Tensor
 
 from interplab.core.model import Model
 from interplab.data.corpus import TokenizedCorpus
+from interplab.dictionaries.attach import Resolved, encode_at, resolve
 from interplab.progress import progress_bar
 from interplab.provenance import Provenance, jsonable
 from interplab.results.top_examples import (
@@ -45,7 +46,7 @@ from interplab.results.top_examples import (
     TopExamplesResult,
     Unit,
 )
-from interplab.sites import Site, SiteLike
+from interplab.sites import FeatureSite, Site, SiteLike, is_feature_site
 from interplab.store import recorded
 from interplab.techniques.top_examples import checkpoint as checkpoints
 from interplab.techniques.top_examples.finish import finish
@@ -61,6 +62,7 @@ class _Reader:
     site: Site
     units: Tensor | None
     vectors: Tensor | None
+    feature: Resolved | None = None  # read a dictionary's features (``units`` index them)
 
 
 @torch.inference_mode()
@@ -69,7 +71,7 @@ def top_examples(
     model: Model,
     corpus: TokenizedCorpus | np.ndarray,
     *,
-    site: SiteLike | None = "L15.mlp.post",
+    site: SiteLike | FeatureSite | None = "L15.mlp.post",
     neurons: Sequence[int] | None = None,
     directions: Directions | None = None,
     k: int = 20,
@@ -178,15 +180,25 @@ def top_examples(
 
 def _readers(
     model: Model,
-    site: SiteLike | None,
+    site: SiteLike | FeatureSite | None,
     neurons: Sequence[int] | None,
     directions: Directions | None,
 ) -> tuple[list[_Reader], list[Unit]]:
     """Returns how each site is read and the directions (`Unit`) in result order."""
     readers: list[_Reader] = []
     units: list[Unit] = []
-    if site is not None:
-        s = model.sites(site)[0]
+    if site is not None and is_feature_site(site):
+        r = resolve(model, site)  # type: ignore[arg-type]
+        chosen = r.features if neurons is None else [int(i) for i in neurons]
+        bad = [i for i in chosen if not 0 <= i < r.dictionary.d_sae]
+        if bad or not chosen:
+            raise TopExamplesError(
+                f"features {bad or chosen} outside {r.site}'s 0..{r.dictionary.d_sae - 1}"
+            )
+        readers.append(_Reader(r.read, torch.tensor(chosen), None, r))
+        units += [Unit(r.read, i, str(r.site.with_feature(i))) for i in chosen]
+    elif site is not None:
+        s = model.sites(site)[0]  # type: ignore[arg-type]
         width = _width(model, s)
         chosen = list(range(width)) if neurons is None else [int(i) for i in neurons]
         bad = [i for i in chosen if not 0 <= i < width]
@@ -231,7 +243,10 @@ def _activations(
     parts = []
     for r in readers:
         a = cache[r.site].float()
-        if r.units is not None:
+        if r.feature is not None:
+            assert r.units is not None
+            parts.append(encode_at(r.feature, cache[r.site], r.units.tolist()))
+        elif r.units is not None:
             parts.append(a if len(r.units) == a.shape[-1] else a[..., r.units.to(a.device)])
         else:
             parts.append(a @ r.vectors.to(a.device))  # type: ignore[union-attr]
