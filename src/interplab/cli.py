@@ -100,6 +100,9 @@ def _register_command_groups() -> None:
     from interplab.commands import sae as sae_commands
 
     sae_commands.register(app)
+    from interplab.commands import dashboard as dashboard_commands
+
+    dashboard_commands.register(app)
 
 
 _register_command_groups()
