@@ -288,6 +288,9 @@ def _run_demo(out_dir: Path, project: store.Project, model: Model | None, consol
     report.add(_tracing_section(model, out_dir, console))
     report.add(_probe_section(model, out_dir, console))
     report.add(_steering_section(model, out_dir, console))
+    from interplab.demo import sae
+
+    report.add(sae.section(model, out_dir, console))
     _findings(project, lens, dla, h_late.id, h_ioi.id)
     project.sprint_end(
         tried="logit lens, DLA, activation/attribution/path patching, tracing, a probe, steering",
@@ -319,7 +322,7 @@ def _patching_section(model: Model, out_dir: Path, console: Console) -> Section:
         compare_with_activation_patching,
     )
 
-    pairs = _ioi_pairs(16)
+    pairs = patching_pairs(16)
     with console.status(
         "activation patching: resid_pre by layer × position on IOI and on unrelated control "
         "prompts, heads (16 IOI pairs)"
@@ -420,7 +423,7 @@ PATCHING_NAMES = [
 ]
 
 
-def _ioi_pairs(n: int) -> list[Any]:
+def patching_pairs(n: int) -> list[Any]:
     """Returns ``n`` aligned IOI pairs: one template, IO named first, both names single tokens."""
     from interplab.data import ContrastPair
 
@@ -436,7 +439,7 @@ def _ioi_pairs(n: int) -> list[Any]:
 def _path_patching_section(model: Model, out_dir: Path, console: Console) -> Section:
     from interplab.techniques import path_patching
 
-    pairs = _ioi_pairs(16)
+    pairs = patching_pairs(16)
     with console.status(
         "path patching: every head -> logits, every MLP -> L23.h3's keys and values"
     ):

@@ -90,6 +90,14 @@ RECIPES: dict[str, Recipe] = {
         final_eval_batches=4,
         feature_pages=6,
     ),
+    "demo": Recipe(
+        name="demo",
+        harvest_tokens=60_000,
+        epochs=3,
+        eval_every=60_000,
+        final_eval_batches=4,
+        feature_pages=6,
+    ),
 }
 
 
@@ -194,6 +202,32 @@ def run(recipe: Recipe, out: str | Path | None = None, *, progress: bool = True)
     return RecipeRun(root, name, dictionary, curve, final, study)
 
 
+def cached(recipe: Recipe | str, out: str | Path | None = None) -> RecipeRun | None:
+    """Returns the finished run of ``recipe`` read back from ``out`` (default: the cache), or
+    None when it has not finished there (no ``eval.json`` or feature index yet)."""
+    r = RECIPES[recipe] if isinstance(recipe, str) else recipe
+    root = Path(out) if out is not None else cache_root() / "sae" / r.name
+    done = [p.parent for p in sorted((root / "train").glob("*/training.json"))]
+    index = root / "features" / "index.json"
+    if len(done) != 1 or not (root / "eval.json").exists() or not index.exists():
+        return None
+    from interplab.dictionaries.formats import load_dictionary
+    from interplab.results.dictionaries import FeatureIndex, FeaturePage
+
+    pages = {
+        int(p.stem[1:]): FeaturePage.from_json(p)
+        for p in sorted((root / "features").glob("f*.json"))
+    }
+    return RecipeRun(
+        root,
+        done[0].name,
+        load_dictionary(done[0]),
+        TrainingCurve.from_json(done[0] / "training.json"),
+        DictionaryEval.from_json(root / "eval.json"),
+        FeatureStudy(FeatureIndex.from_json(index), pages),
+    )
+
+
 def curve_table(curve: TrainingCurve) -> str:
     """Returns the evaluation rows of a training curve as a text table."""
     lines = ["tokens        FVE     CE recovered  dead     L0"]
@@ -249,4 +283,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["RECIPES", "Recipe", "RecipeRun", "curve_table", "main", "run"]
+__all__ = ["RECIPES", "Recipe", "RecipeRun", "cached", "curve_table", "main", "run"]
