@@ -9,7 +9,8 @@ A graph is nodes and weighted links. Node kinds follow circuit-tracer's ``featur
     "logit"                     an output token at the last position (layer n_layers + 1)
 
 Node ids are circuit-tracer's (``{layer}_{feature}_{pos}``, ``0_{layer}_{pos}`` for errors,
-``E_{token}_{pos}``, ``{n_layers + 1}_{token}_{pos}``), so a graph written here opens in
+``E_{token}_{pos}``, ``{n_layers + 1}_{token}_{pos}``; where circuit-tracer's error id would
+equal a layer-0 feature's, the error node's gets ``_error`` appended), so a graph written here opens in
 Neuronpedia's viewer and in circuit-tracer's local server unmodified (`to_neuronpedia`), and a
 graph they wrote reads back (`from_neuronpedia`). A link's ``weight`` is the direct effect of its
 source on its target: the source's activation times its decoder row dotted with the gradient of
@@ -23,6 +24,7 @@ scores, the options and provenance. A graph without the check says so (``checked
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -333,7 +335,7 @@ def from_neuronpedia(data: dict[str, Any] | str | Path) -> NeuronpediaGraph:
         )
     meta = data["metadata"]
     try:
-        nodes = [_node(n) for n in data["nodes"]]
+        nodes = _unique([_node(n) for n in data["nodes"]])
         edges = [
             GraphEdge(str(e["source"]), str(e["target"]), float(e["weight"])) for e in data["links"]
         ]
@@ -350,6 +352,19 @@ def from_neuronpedia(data: dict[str, Any] | str | Path) -> NeuronpediaGraph:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise GraphFileError(f"{where}: malformed node, link or metadata ({e!r})") from None
+
+
+def _unique(nodes: list[GraphNode]) -> list[GraphNode]:
+    """Returns the nodes with circuit-tracer's colliding ids told apart: its error node
+    ``0_{layer}_{pos}`` has the id of the layer-0 feature ``{layer}`` at ``pos``; the error node
+    becomes ``0_{layer}_{pos}_error`` (links naming the shared id are read as the feature's)."""
+    features = {n.node_id for n in nodes if n.kind == FEATURE}
+    return [
+        dataclasses.replace(n, node_id=n.node_id + "_error")
+        if n.kind == ERROR and n.node_id in features
+        else n
+        for n in nodes
+    ]
 
 
 def _node(n: dict[str, Any]) -> GraphNode:
