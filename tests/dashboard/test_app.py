@@ -21,6 +21,7 @@ def test_every_page_answers_and_names_what_the_store_holds(client, built):
     assert home.status_code == 200
     assert "patching the fourth position in the last layer restores the name" in home.text
     assert "pre-registered" in home.text and "IOI heads" in home.text
+    assert home.text.count("<sub>holm</sub>") == 2  # each evidence run's headline, summarised
     runs = client.get("/runs")
     assert runs.status_code == 200 and runs.text.count('class="run-row"') == len(ids)
     for path in ("/log", "/dictionaries", "/graphs"):

@@ -93,12 +93,27 @@ def overview(project: Project) -> dict[str, Any]:
     }
 
 
+EVIDENCE_SUMMARISED = 20
+"""How many evidence runs the overview summarises on first view (each summary is kept)."""
+
+
 def _headlines(project: Project, run_ids: list[int]) -> dict[int, Any]:
+    """Returns each evidence run's headline cell, summarising (once, kept in the store) the
+    finished runs that have none yet."""
     out = {}
-    for rid in sorted(set(run_ids)):
+    for k, rid in enumerate(sorted(set(run_ids))):
         try:
-            out[rid] = project.run(rid).headline
-        except StoreError:
+            rec = project.run(rid)
+            if (
+                rec.headline is None
+                and rec.status == "done"
+                and rec.summary_error is None
+                and k < EVIDENCE_SUMMARISED
+            ):
+                project.summary(rid)
+                rec = project.run(rid)
+            out[rid] = rec.headline
+        except UserError:
             out[rid] = None
     return out
 

@@ -104,7 +104,7 @@
       if (ev.target.classList && ev.target.classList.contains('pick')) { compare.disabled = picked().length !== 2; }
     });
     compare.addEventListener('click', function () {
-      var ids = picked();
+      var ids = picked().map(Number).sort(function (x, y) { return x - y; });  // older run first
       if (ids.length === 2) { location.href = '/runs/compare?a=' + ids[0] + '&b=' + ids[1]; }
     });
   }
