@@ -103,6 +103,9 @@ def _register_command_groups() -> None:
     from interplab.commands import dashboard as dashboard_commands
 
     dashboard_commands.register(app)
+    from interplab.commands import graph as graph_commands
+
+    graph_commands.register(app)
 
 
 _register_command_groups()
