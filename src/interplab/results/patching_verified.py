@@ -149,7 +149,7 @@ class VerifiedPatchingResult(PatchingResult):
     n_cells: int = 0
     n_verified: int = 0
     n_sampled: int = 0
-    graddrop: bool = True
+    graddrop: bool = False
 
     @property
     def n_exact(self) -> int:

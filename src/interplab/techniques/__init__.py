@@ -20,6 +20,8 @@ from interplab.techniques.lens import LensConfig, LensResult, logit_lens
 from interplab.techniques.metrics import Metric, MetricError
 from interplab.techniques.patching import (
     AblationComparison,
+    AtPConfig,
+    AtPResult,
     AttributionConfig,
     AttributionResult,
     Comparison,
@@ -30,12 +32,16 @@ from interplab.techniques.patching import (
     PathPatchingConfig,
     PathPatchingResult,
     TokenPairs,
+    VerifiedConfig,
+    VerifiedPatchingResult,
     activation_patching,
+    atp_star,
     attribution_patching,
     compare_ablations,
     compare_with_activation_patching,
     control_pairs,
     path_patching,
+    verified_patching,
 )
 from interplab.techniques.probes import (
     ProbeConfig,
@@ -83,6 +89,8 @@ __all__ = [
     "AblationConfig",
     "AblationResult",
     "Activations",
+    "AtPConfig",
+    "AtPResult",
     "AttributionConfig",
     "AttributionResult",
     "Behaviour",
@@ -113,9 +121,12 @@ __all__ = [
     "TracingConfig",
     "TracingError",
     "TracingResult",
+    "VerifiedConfig",
+    "VerifiedPatchingResult",
     "ablate_direction",
     "ablation_interventions",
     "activation_patching",
+    "atp_star",
     "attribution_patching",
     "causal_tracing",
     "compare_ablation",
@@ -145,4 +156,5 @@ __all__ = [
     "subsample",
     "top_examples",
     "transfer_activations",
+    "verified_patching",
 ]

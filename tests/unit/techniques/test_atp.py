@@ -54,13 +54,14 @@ def _logit_diff(model, tp, interventions=()):
 def _exact_head_cells(model, tp, comp: str, layer: int = 0) -> np.ndarray:
     """The reference: one patched forward per (head, position) cell of ``comp`` at ``layer``."""
     d = model.dims
-    source = model.run(tp.tokens(model, "clean"), capture=[Site(layer, comp)]).cache
+    site = Site(layer, comp)  # type: ignore[arg-type]
+    source = model.run(tp.tokens(model, "clean"), capture=[site]).cache
     heads = d.n_heads if comp == "attn.q" else d.n_kv_heads
     base = _logit_diff(model, tp)
     out = np.zeros((tp.n, heads, tp.clean.shape[1]))
     for h in range(heads):
         query_head = h if comp == "attn.q" else h * d.group_size
-        value = source[Site(layer, comp)][:, :, h]
+        value = source[site][:, :, h]
         for p in range(tp.clean.shape[1]):
             iv = Patch(Site(layer, comp, query_head), value, positions=[p])  # type: ignore[arg-type]
             out[:, h, p] = _logit_diff(model, tp, [iv]) - base

@@ -3,6 +3,10 @@
     activation.py   activation patching: the exact effect of every cell (loop, packed, fast)
     attribution.py  attribution patching: the first-order estimate from one backward, and its
                     comparison with the exact effects
+    atp.py          AtP*: attribution patching with the QK fix and GradDrop (heads, q/k/v,
+                    neurons and residual cells)
+    verified.py     verified patching: AtP* ranks, the top cells and a random sample run exactly,
+                    with a bound on the rest (``activation_patching(method="verified")``)
     path.py         path patching: senders to the logits or to heads' q/k/v, through those paths
     controls.py     the same sweep on unrelated prompts (run by default)
     ablations.py    zero, mean and resample ablation side by side
@@ -27,8 +31,10 @@ from interplab.results.patching import (
     TopCell,
 )
 from interplab.results.patching_compare import AblationComparison, Comparison, Miss
+from interplab.results.patching_verified import AtPResult, VerifiedPatchingResult
 from interplab.techniques.patching.ablations import compare_ablations
 from interplab.techniques.patching.activation import FAST_TOLERANCE, activation_patching
+from interplab.techniques.patching.atp import AtPConfig, atp_star
 from interplab.techniques.patching.attribution import (
     attribution_patching,
     compare_with_activation_patching,
@@ -42,11 +48,14 @@ from interplab.techniques.patching.controls import compare_control, control_pair
 from interplab.techniques.patching.features import FeaturePatchingConfig, feature_patching
 from interplab.techniques.patching.grid import PairsLike, TokenPairs
 from interplab.techniques.patching.path import SENDER_SETS, path_patching
+from interplab.techniques.patching.verified import VerifiedConfig, verified_patching
 
 __all__ = [
     "FAST_TOLERANCE",
     "SENDER_SETS",
     "AblationComparison",
+    "AtPConfig",
+    "AtPResult",
     "AttributionConfig",
     "AttributionResult",
     "Cell",
@@ -64,7 +73,10 @@ __all__ = [
     "PathPatchingResult",
     "TokenPairs",
     "TopCell",
+    "VerifiedConfig",
+    "VerifiedPatchingResult",
     "activation_patching",
+    "atp_star",
     "attribution_patching",
     "compare_ablations",
     "compare_control",
@@ -73,4 +85,5 @@ __all__ = [
     "feature_patching",
     "gap",
     "path_patching",
+    "verified_patching",
 ]

@@ -25,6 +25,8 @@ architecture, whole forwards (`interplab.techniques.patching.hooks`). The fast p
 layers below the patch, the positions before it (through the cached keys and values of the
 unpatched run), and the logits other than the metric's. ``method="auto"`` takes the fast path
 where the model supports partial forwards, else the packed hook path, and says why.
+``method="verified"`` (`interplab.techniques.patching.verified`) patches exactly only the cells
+AtP* ranks highest and a random sample of the rest, estimates the others, and bounds them.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ def activation_patching(
         batch_budget_mb=batch_budget_mb,
         control=control,
     )
+    if cfg.method == "verified":  # AtP* ranks the cells, the top and a sample run exactly
+        from interplab.techniques.patching.verified import VerifiedConfig, run_verified
+
+        return run_verified(model, pairs, VerifiedConfig.from_patching(cfg), progress=progress)
     comps: tuple[str, ...] = cfg.components
     m = Metric(cfg.metric)
     inputs = prepare(model, pairs, cfg.per)

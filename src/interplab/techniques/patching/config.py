@@ -14,7 +14,7 @@ from interplab.results.patching import GRID_COMPONENTS, Direction, GridComponent
 from interplab.sites import Site
 from interplab.techniques.metrics import MetricName
 
-Method = Literal["auto", "fast", "hooks", "loop"]
+Method = Literal["auto", "fast", "hooks", "loop", "verified"]
 PathMethod = Literal["auto", "fast", "hooks"]
 SenderSet = Literal["heads", "mlps", "all", "sites"]
 LOGITS = Site(None, "logits")

@@ -94,8 +94,11 @@ def sweep(
     *,
     budget_mb: float,
     progress: bool,
+    only: dict[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """Returns the patched metric ``[n, layer, (head), (pos)]`` of every cell of each component."""
+    """Returns the patched metric ``[n, layer, (head), (pos)]`` of every cell of each component
+    (with ``only``, boolean masks ``[layer, (head), (pos)]`` per component, of those cells alone;
+    the others keep the base metric)."""
     d = model.dims
     n, length = base_ids.shape
     run = model.base_run(model.tokens(base_ids), capture=list(sources))
@@ -107,7 +110,7 @@ def sweep(
         for c in comps
     }
     groups = list(range(length)) if per == "position" else [None]
-    work = [(p, _rows(model, base, sources, comps, per, p, length)) for p in groups]
+    work = [(p, _rows(model, base, sources, comps, per, p, length, only)) for p in groups]
     total = sum(len(r) for _, r in work)
     with progress_bar(total, "patching (fast)", progress) as advance:
         for p, rows in work:
@@ -134,6 +137,7 @@ def _rows(
     per: str,
     p: int | None,
     length: int,
+    only: dict[str, Tensor] | None = None,
 ) -> _Rows:
     """Returns the rows of position group ``p`` (None: every position at once), no-ops dropped."""
     d = model.dims
@@ -145,6 +149,9 @@ def _rows(
             if p is not None:
                 src, act = src[:, p : p + 1], act[:, p : p + 1]
             differs = (src != act).any(-1).any(1)  # [n] or, per head, [n, H]
+            if only is not None:
+                keep = only[c][layer]  # [(H), (pos)]
+                differs = differs & (keep if p is None else keep[..., p]).to(differs.device)
             if c != "attn.z":
                 differs = differs[:, None]
             ex, head = differs.nonzero(as_tuple=True)

@@ -41,14 +41,18 @@ def packed_sweep(
     targets: Targets,
     budget_mb: float,
     progress: bool,
+    only: dict[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Returns every cell's metric from whole forwards with many cells per batch: rows are (cell,
-    example), and one `Apply` per site writes each row's source value at its position/head."""
+    example), and one `Apply` per site writes each row's source value at its position/head (with
+    ``only``, boolean masks ``[layer, (head), (pos)]`` per component, those cells alone)."""
     d = model.dims
     n, length = base_ids.shape
     answer_pos = tp.lengths - 1
     grids = {c: torch.empty(grid_shape(c, per, n, d, length)) for c in comps}
     todo = [(c, *cell) for c in comps for cell in cells(c, per, d.n_layers, d.n_heads, length)]
+    if only is not None:
+        todo = [t for t in todo if bool(only[t[0]][t[1]])]
     per_chunk = max(1, max_rows(model, length, length, budget_mb) // n)
     with progress_bar(len(todo), "patching (hooks, packed)", progress) as advance:
         for lo in range(0, len(todo), per_chunk):
