@@ -91,6 +91,7 @@ def test_overview_and_log_pages(page, server):
 def test_filter_the_runs_table(page, built):
     _, ids = built
     page.click("header nav >> text=Runs")
+    page.wait_for_url("**/runs")
     assert page.locator("tr.run-row").count() == len(ids)
     page.select_option("select[name=status]", "failed")
     page.click("#apply")
@@ -124,6 +125,7 @@ def test_open_a_run_hover_a_cell_and_star_its_figure(page, built):
 def test_compare_two_runs(page, built):
     _, ids = built
     page.click("header nav >> text=Runs")
+    page.wait_for_url("**/runs")
     assert page.locator("#compare").is_disabled()
     page.check(f"input.pick[value='{ids['grid']}']")
     page.check(f"input.pick[value='{ids['grid2']}']")
@@ -169,6 +171,7 @@ def test_feature_browser_pages(page, built):
     _, ids = built
     page.click("header nav >> text=Dictionaries")
     page.click(f"a[href*='run%3A{ids['features']}']")
+    page.wait_for_url("**/dictionaries/index?*")
     page.wait_for_selector("#features")
     assert page.locator("#features tr").count() == 101  # header + one page of 100
     shot(page, "09-dictionary")

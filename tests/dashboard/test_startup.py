@@ -96,10 +96,10 @@ def test_starts_and_lists_a_store_of_10000_runs_in_under_2_seconds(tmp_path, mon
     bulk_runs(project, 10_000)
     assert project.count_runs() == 10_000
     project.close()
-    # The better of two starts: the machine running the suite is shared, and one start can lose
-    # a second to another process; two slow starts in a row would be the dashboard's fault.
+    # The best of three starts: the machine running the suite is shared, and one start can lose
+    # a second to another process; three slow starts in a row would be the dashboard's fault.
     times = []
-    for _ in range(2):
+    for _ in range(3):
         seconds, page = _time_to_first_page(tmp_path / "big", tmp_path)
         assert "10000 runs" in page and page.count('class="run-row"') == 50
         times.append(seconds)
