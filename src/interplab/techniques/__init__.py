@@ -16,6 +16,7 @@ from interplab.techniques.directions import (
     orthogonalized_model,
 )
 from interplab.techniques.dla import DLAConfig, DLAResult, direct_logit_attribution
+from interplab.techniques.graphs import AttributionGraphResult, GraphConfig, attribution_graph
 from interplab.techniques.lens import LensConfig, LensResult, logit_lens
 from interplab.techniques.metrics import Metric, MetricError
 from interplab.techniques.patching import (
@@ -92,12 +93,14 @@ __all__ = [
     "AtPConfig",
     "AtPResult",
     "AttributionConfig",
+    "AttributionGraphResult",
     "AttributionResult",
     "Behaviour",
     "Comparison",
     "ControlComparison",
     "DLAConfig",
     "DLAResult",
+    "GraphConfig",
     "LensConfig",
     "LensResult",
     "Metric",
@@ -127,6 +130,7 @@ __all__ = [
     "ablation_interventions",
     "activation_patching",
     "atp_star",
+    "attribution_graph",
     "attribution_patching",
     "causal_tracing",
     "compare_ablation",
