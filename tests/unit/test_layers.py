@@ -30,6 +30,7 @@ TORCH_FREE = [
     "interplab.viz",
     "interplab.report",
     "interplab.store",
+    "interplab.dashboard",
 ]
 
 _REPORT_HEAVY = f"""

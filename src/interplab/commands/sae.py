@@ -1,4 +1,4 @@
-"""CLI group ``sae``: harvest, train, eval, encode, patch, features and convert sparse
+"""CLI group ``sae``: harvest, train, eval, encode, patch, diagnose, features and convert sparse
 dictionaries.
 
 Every command that loads a model takes --model/--device/--dtype and checks its output paths
@@ -272,6 +272,47 @@ def patch(
     con.print(table)
     if result.method == "exact":
         con.print(f"estimate vs exact, Spearman over cells: {result.rank_agreement():.2f}")
+    write_outputs(result, json_path, plot)
+
+
+@sae_app.command()
+def diagnose(
+    dictionary: Annotated[Path, typer.Argument(help="a dictionary folder (any format)")],
+    corpus: CorpusOpt = "mix",
+    windows: Annotated[
+        int, typer.Option(help="held-out corpus windows encoded for splitting")
+    ] = 32,
+    cosine: Annotated[
+        float, typer.Option(help="decoder cosine above which two features pair")
+    ] = 0.7,
+    words: Annotated[int, typer.Option(help="vocabulary words for the first-letter probes")] = 4000,
+    site: Annotated[str | None, typer.Option(help="tie an SAE whose files name no site")] = None,
+    layer: Annotated[int | None, typer.Option(help="the layer of a circuit-tracer set")] = None,
+    window: WindowOpt = 128,
+    json_path: JsonOpt = None,
+    plot: PlotOpt = None,
+    model: ModelOpt = "smollm2-135m",
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+) -> None:
+    """Feature splitting (near-duplicate decoders: exclusive or co-firing) and first-letter
+    absorption (Chanin et al. 2024)."""
+    from interplab.dictionaries import load_dictionary
+    from interplab.dictionaries.diagnostics import diagnose as run_diagnostics
+
+    plot = check_outputs(json_path, plot)
+    d = load_dictionary(dictionary, layer=layer, site=site)
+    m = load_model(model, device, dtype)
+    result = run_diagnostics(
+        m,
+        d,
+        _corpus(m, corpus, window),
+        name=dictionary.name,
+        n_windows=windows,
+        cosine=cosine,
+        max_words=words,
+    )
+    console.print(result.describe())
     write_outputs(result, json_path, plot)
 
 

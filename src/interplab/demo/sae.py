@@ -15,7 +15,8 @@ from rich.console import Console
 from interplab import viz
 from interplab.core.model import Model
 from interplab.dictionaries.attach import attach
-from interplab.dictionaries.recipes import RECIPES, RecipeRun, cached, run
+from interplab.dictionaries.diagnostics import diagnose
+from interplab.dictionaries.recipes import RECIPES, RecipeRun, cached, corpus_for, run
 from interplab.report import Section
 from interplab.techniques.patching import feature_patching
 from interplab.viz.dictionaries import write_feature_pages
@@ -48,10 +49,17 @@ def section(model: Model, out_dir: Path, console: Console) -> Section:
     viz.save(sae.curve, folder / "training.png")
     write_feature_pages(sae.features.index, sae.features.pages, folder / "features")
     whole = attach(model, "res", sae.dictionary)
-    with console.status(f"patching the SAE's features at {whole.site} on IOI pairs"):
+    with console.status(f"patching the SAE's features at {whole.site}; splitting, absorption"):
         patched = feature_patching(
             model, patching_pairs(16), whole, top=8, baseline=4, progress=False
         )
+        held_out = corpus_for(model, "mix").windows[-16:]  # inside the recipe's held-out part
+        diagnostics = diagnose(
+            model, sae.dictionary, held_out, name=sae.name, n_windows=16, max_words=2000,
+            progress=False,
+        )  # fmt: skip
+    diagnostics.to_json(folder / "diagnostics.json")
+    viz.save(diagnostics, folder / "diagnostics.png")
     patched.to_json(folder / "feature_patching.json")
     viz.save(patched, folder / "feature_patching.png")
     rows = [
@@ -80,6 +88,7 @@ def section(model: Model, out_dir: Path, console: Console) -> Section:
         claims=[
             " ".join(line.strip() for line in e.describe().splitlines()),
             patched.describe(),
+            diagnostics.describe(),
             f"estimate vs exact over the patched cells: Spearman {patched.rank_agreement():.2f}",
         ],
         caveats=[
@@ -97,6 +106,11 @@ def section(model: Model, out_dir: Path, console: Console) -> Section:
                 "feature patching: mean effect per feature and position (hatched: not "
                 "significant after Holm), and estimate vs exact",
                 (folder / "feature_patching.png").read_bytes(),
+            ),
+            (
+                "splitting: Jaccard of feature pairs with near-identical decoders; first-letter "
+                "absorption per letter",
+                (folder / "diagnostics.png").read_bytes(),
             ),
         ],
         tables=[

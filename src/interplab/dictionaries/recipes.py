@@ -120,7 +120,7 @@ def run(recipe: Recipe, out: str | Path | None = None, *, progress: bool = True)
     root = Path(out) if out is not None else cache_root() / "sae" / recipe.name
     started = time.monotonic()
     model = load(recipe.model)
-    corpus = _corpus(model, recipe.corpus)
+    corpus = corpus_for(model, recipe.corpus)
     layer = model.dims.n_layers // 2 if recipe.layer is None else recipe.layer
     site = Site(layer, recipe.component)  # type: ignore[arg-type]
     name = f"{recipe.architecture}-L{layer}-{recipe.component}"
@@ -240,7 +240,8 @@ def curve_table(curve: TrainingCurve) -> str:
     return "\n".join(lines)
 
 
-def _corpus(model: Model, name: str) -> TokenizedCorpus:
+def corpus_for(model: Model, name: str) -> TokenizedCorpus:
+    """Returns the recipe's corpus tokenised into 128-token windows (``mix``: what is installed)."""
     if name == "mix":
         from interplab.data.mix import available_sources, missing_sources, mix_corpus
 
@@ -283,4 +284,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["RECIPES", "Recipe", "RecipeRun", "cached", "curve_table", "main", "run"]
+__all__ = ["RECIPES", "Recipe", "RecipeRun", "cached", "corpus_for", "curve_table", "main", "run"]

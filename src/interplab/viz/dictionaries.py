@@ -29,6 +29,7 @@ from interplab.results.dictionaries import (
     FeaturePage,
     TrainingCurve,
 )
+from interplab.results.dictionary_diagnostics import DictionaryDiagnostics
 from interplab.viz.render import png_bytes, renders
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}
@@ -271,3 +272,29 @@ __all__ = [
     "training_figure",
     "write_feature_pages",
 ]
+
+
+@renders(DictionaryDiagnostics, title=lambda r: f"splitting and absorption of {r.name}")
+def diagnostics_figure(result: DictionaryDiagnostics) -> Figure:
+    """Returns the Jaccard of high-cosine feature pairs and the per-letter miss/absorption rates."""
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=(1, 2))
+    jac = np.array([p.jaccard for p in result.pairs])
+    if jac.size:
+        left.hist(jac, bins=np.linspace(0, 1, 21), color="C0")
+    for x in (result.exclusive, result.redundant):
+        left.axvline(x, color="k", lw=0.6, ls="--")
+    left.set_xlabel("Jaccard of firing sets")
+    left.set_ylabel("feature pairs")
+    left.set_title(
+        f"{len(result.pairs)} pairs, decoder cosine > {result.cosine_threshold:g}", fontsize=9
+    )
+    letters = [x.letter for x in result.letters]
+    pos = np.arange(len(letters))
+    right.bar(pos - 0.2, result.miss_rates(), 0.4, color="0.6", label="main feature silent")
+    right.bar(pos + 0.2, result.absorption_rates(), 0.4, color="C3", label="absorbed")
+    right.set_xticks(pos, letters)
+    right.set_ylabel("fraction of the probe's hits")
+    right.set_title("first-letter absorption (held-out words)", fontsize=9)
+    right.legend(fontsize=8)
+    return fig
