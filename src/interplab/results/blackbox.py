@@ -69,7 +69,7 @@ class ResamplingResult(Result):
     """Thought-anchor resampling: per sentence of a trace, answers when it is kept or replaced.
 
     Row ``i`` of the ``[n_sentences + 1, n_resamples]`` arrays holds the resamples drawn from just
-    before sentence ``i`` (row ``n_sentences``: just before the answer). ``importance[i]`` is the
+    before sentence ``i`` (row ``n_sentences``: the whole trace kept, which reaches its own answer). ``importance[i]`` is the
     match rate with sentence ``i`` kept (row ``i + 1``, all resamples) minus the rate with it
     replaced by a different sentence (row ``i``, resamples whose first sentence is ``different``).
     """

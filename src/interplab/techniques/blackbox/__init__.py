@@ -14,6 +14,12 @@ from interplab.techniques.blackbox.generation import (
     pick,
     sample,
 )
+from interplab.techniques.blackbox.resampling import (
+    extract_answer,
+    prompt_sweep,
+    sentences,
+    thought_anchors,
+)
 
 __all__ = [
     "ChatTemplate",
@@ -26,7 +32,11 @@ __all__ = [
     "assistant",
     "build_prompts",
     "elicit",
+    "extract_answer",
     "pick",
+    "prompt_sweep",
     "sample",
+    "sentences",
+    "thought_anchors",
     "user",
 ]
