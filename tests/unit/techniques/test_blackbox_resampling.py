@@ -41,7 +41,7 @@ def test_extract_answer_takes_the_last_answer():
 
 
 def test_resampling_is_deterministic_and_importance_is_the_kept_minus_replaced_rate(model):
-    kw = dict(trace=TRACE, n=12, max_new_tokens=4, seed=3, batch_size=5)
+    kw: dict[str, Any] = dict(trace=TRACE, n=12, max_new_tokens=4, seed=3, batch_size=5)
     a = thought_anchors(model, "What is 3 + 4?", **kw)
     b = thought_anchors(model, "What is 3 + 4?", **kw)
     assert a.replacements == b.replacements and np.array_equal(a.importance, b.importance)
