@@ -81,7 +81,13 @@ def _svg(m: Heatmap, index: int) -> str:
     if m.limit is not None and m.limit > 0:
         lim = float(m.limit)
     faded = np.zeros_like(v, dtype=bool) if m.faded is None else np.asarray(m.faded, dtype=bool)
-    width = _LEFT + cols * _CELL_W + 20
+    scale = f"colour scale: ±{lim:.3g}" if m.diverging else f"colour scale: 0 to {lim:.3g}"
+    legend = (
+        f"{m.value_label} ({scale}; red < 0 < blue)"
+        if m.diverging
+        else f"{m.value_label} ({scale})"
+    )
+    width = max(_LEFT + cols * _CELL_W + 20, _LEFT + 6 * len(legend) + 10)  # ~6 px a character
     height = _TOP + rows * _CELL_H + _BOTTOM
     out = [
         f"<svg class='hm' id='hm{index}' width='{width}' height='{height}' "
@@ -114,13 +120,7 @@ def _svg(m: Heatmap, index: int) -> str:
             f"<text x='{x}' y='{base}' transform='rotate(60 {x} {base})' text-anchor='start'>"
             f"{html.escape(m.col_labels[c][:18])}</text>"
         )
-    scale = f"colour scale: ±{lim:.3g}" if m.diverging else f"colour scale: 0 to {lim:.3g}"
-    out.append(
-        f"<text x='{_LEFT}' y='{_TOP - 10}'>{html.escape(m.value_label)} ({scale}; "
-        "red < 0 < blue)</text>"
-        if m.diverging
-        else f"<text x='{_LEFT}' y='{_TOP - 10}'>{html.escape(m.value_label)} ({scale})</text>"
-    )
+    out.append(f"<text x='{_LEFT}' y='{_TOP - 10}'>{html.escape(legend)}</text>")
     out.append("</svg>")
     return "".join(out)
 
