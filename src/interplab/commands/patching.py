@@ -151,6 +151,14 @@ def register(app: typer.Typer) -> None:
                 "(noising the clean run)"
             ),
         ] = None,
+        method: Annotated[
+            str,
+            typer.Option(
+                help="exact (every cell patched) | verified (AtP* ranks the cells; the top ones "
+                "and a random sample run exactly, the rest are estimated with a bound) | atp "
+                "(AtP* estimates only: QK fix and GradDrop)"
+            ),
+        ] = "exact",
         json: JsonOpt = None,
         plot: PlotOpt = None,
         budget_mb: BudgetOpt = 512.0,
@@ -159,7 +167,8 @@ def register(app: typer.Typer) -> None:
         dtype: DtypeOpt = "float32",
     ) -> None:
         """Activation patching: the exact effect of every cell, with CIs, Holm correction and a
-        control sweep on unrelated prompts."""
+        control sweep on unrelated prompts (``--method verified``: only the cells AtP* ranks
+        highest and a random sample run exactly; ``--method atp``: AtP* estimates alone)."""
         from interplab.techniques.patching import (
             PatchingConfig,
             activation_patching,
@@ -168,14 +177,31 @@ def register(app: typer.Typer) -> None:
         from interplab.techniques.patching.ablations import check_methods
 
         plot = check_outputs(json, plot)
+        if method not in ("exact", "verified", "atp"):
+            raise typer.BadParameter(f"--method is exact, verified or atp, not {method!r}")
         methods = None if ablations is None else [m.strip() for m in ablations.split(",")]
         if methods is not None:
             check_methods([m for m in methods if m])
+            if method != "exact":
+                raise typer.BadParameter("--ablations compares exact sweeps; drop --method")
+        if method == "atp":
+            from interplab.techniques.patching import AtPConfig, atp_star
+
+            atp_config = AtPConfig(
+                components=(component,),  # type: ignore[arg-type]
+                direction=direction,  # type: ignore[arg-type]
+                control=control,
+            )
+            console, loaded, pairs = load_task(task, n, seed, model, device, dtype)
+            result = atp_star(loaded, pairs, config=atp_config)
+            report(result, "AtP*", component, direction, json, plot, console)
+            return
         config = PatchingConfig(
             components=(component,),  # type: ignore[arg-type]
             direction=direction,  # type: ignore[arg-type]
             batch_budget_mb=budget_mb,
             control=control,
+            method="verified" if method == "verified" else "auto",
         )
         console, loaded, pairs = load_task(task, n, seed, model, device, dtype)
         if methods is not None:
@@ -193,6 +219,10 @@ def register(app: typer.Typer) -> None:
             return
         result = activation_patching(loaded, pairs, config=config, progress=True)
         report(result, "patch", component, direction, json, plot, console)
+        from interplab.techniques.patching import VerifiedPatchingResult
+
+        if isinstance(result, VerifiedPatchingResult):
+            console.print(result.describe_bound())
 
     @app.command("attribute")
     def attribute(

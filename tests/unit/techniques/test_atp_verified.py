@@ -128,3 +128,21 @@ def test_bad_options_name_the_problem():
         verified_patching(model, token_pairs(), mass=1.5, progress=False)
     with pytest.raises(ConfigError, match="cannot verify"):
         verified_patching(model, token_pairs(), components=("attn.q",), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--method", "bogus"], "--method is exact, verified or atp"),
+        (["--method", "atp", "--component", "attn.pattern"], "AtP* cannot estimate"),
+        (["--method", "verified", "--ablations", "zero,mean"], "drop --method"),
+    ],
+)
+def test_the_patch_command_refuses_bad_methods_before_loading_a_model(args, message):
+    from typer.testing import CliRunner
+
+    from interplab.cli import app
+
+    out = CliRunner().invoke(app, ["patch", *args, "--model", "no-such-model"])
+    # The entry point prints a UserError as one line; under CliRunner it is the exception.
+    assert out.exit_code != 0 and message in out.output + str(out.exception), out.output
