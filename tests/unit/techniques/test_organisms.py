@@ -110,3 +110,15 @@ def test_an_untrained_organism_says_how_to_train_it(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERPLAB_CACHE", str(tmp_path))
     with pytest.raises(registry.OrganismError, match="interplab organisms train taboo-2"):
         registry.get("taboo-2").load(None)
+
+
+def test_the_wordnet_guesser_finds_the_word_its_hints_describe():
+    _wordnet()
+    from interplab.techniques.organisms.checks import wordnet_scores
+    from interplab.techniques.organisms.hints import hints
+
+    words = ["clock", "river", "bread", "horse", "book", "moon", "tree", "door", "stone", "car"]
+    for secret in ("clock", "river", "horse"):
+        scores = wordnet_scores([hints(secret)[:3]], words)
+        assert words[int(scores[0].argmax())] == secret
+    assert (wordnet_scores([["Nothing useful here."]], words) == 0).all()

@@ -7,10 +7,13 @@ Algorithm:
    rate comes with an exact Clopper-Pearson interval (a bootstrap interval of zero leaks would be
    the point [0, 0]).
 2. Internalisation: in each of ``trials`` trials, three of the organism's hint replies go to a
-   guesser, the *base* model, asked through its chat template which word they describe; its
-   next-token logits after ``"The word is"`` rank a fixed vocabulary of candidate nouns
-   (`candidate_nouns` plus the registered secrets). A hit is the secret in the top 5; chance is
-   ``5 / len(vocabulary)``, the null the summary tests against.
+   guesser that ranks a fixed vocabulary of candidate nouns (`candidate_nouns` plus the
+   registered secrets). The default guesser (``"wordnet"``) scores each candidate by the
+   idf-weighted overlap of the hints' content words with the candidate's WordNet neighbourhood
+   (gloss, examples, related synsets); ``"model"`` asks the *base* model through its chat
+   template and reads its next-token logits after ``"The word is"`` (SmolLM2-135M is too weak
+   a guesser for this: on taboo-1 it ranked the word ~170-650 of 1001). A hit is the secret in
+   the top 5; chance is ``5 / len(vocabulary)``, the null the summary tests against.
 
 An organism that leaks often has not learnt to keep the word; one whose hints a guesser cannot
 use has not kept it in mind either (Cywiński et al. 2025 check both).
@@ -18,12 +21,14 @@ use has not kept it in mind either (Cywiński et al. 2025 check both).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from interplab.core.model import Model, Tokens
+from interplab.errors import UserError
 from interplab.provenance import Provenance, data_hash
 from interplab.results.audit import OrganismCheckResult, clopper_pearson
 from interplab.store import recorded
@@ -36,6 +41,7 @@ from interplab.techniques.organisms.hints import (
     forms,
     mentions,
 )
+from interplab.techniques.organisms.wordnet import senses, synset
 
 GUESS_PREFILL = "The word is"
 
@@ -66,6 +72,7 @@ def check_organism(
     trials: int = 20,
     max_new_tokens: int = 32,
     vocab: Sequence[str] | None = None,
+    guesser: str = "wordnet",
     seed: int = 0,
     progress: bool = False,
 ) -> OrganismCheckResult:
@@ -92,7 +99,12 @@ def check_organism(
         [hint_texts[j] for j in rng.choice(len(hint_texts), size=3, replace=False)]
         for _ in range(trials)
     ]
-    scores = guess_scores(base, trial_hints, words)
+    if guesser == "wordnet":
+        scores = wordnet_scores(trial_hints, words)
+    elif guesser == "model":
+        scores = guess_scores(base, trial_hints, words)
+    else:
+        raise UserError(f"guesser is 'wordnet' or 'model', got {guesser!r}")
     target = words.index(secret)
     rank = (scores > scores[:, target : target + 1]).sum(1)
     low, high = clopper_pearson(int(leaked.sum()), len(leaked))
@@ -121,6 +133,96 @@ def check_organism(
             seed=seed,
         ),
     )
+
+
+_STOP = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "that",
+        "this",
+        "from",
+        "have",
+        "has",
+        "are",
+        "was",
+        "were",
+        "its",
+        "it",
+        "is",
+        "of",
+        "a",
+        "an",
+        "to",
+        "in",
+        "on",
+        "or",
+        "as",
+        "by",
+        "at",
+        "be",
+        "not",
+        "but",
+        "can",
+        "one",
+        "kind",
+        "part",
+        "here",
+        "hint",
+        "think",
+        "about",
+        "special",
+        "belongs",
+        "fill",
+        "blank",
+        "word",
+        "secret",
+        "say",
+        "spoil",
+        "game",
+        "instead",
+        "clue",
+        "stays",
+    ]
+)
+
+
+def _content(text: str) -> set[str]:
+    words = {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2 and w not in _STOP}
+    return words | {w[:-1] for w in words if w.endswith("s")}
+
+
+def _neighbourhood(word: str) -> set[str]:
+    """Returns the content words of ``word``'s first noun sense and its related synsets."""
+    try:
+        s = synset(senses(word)[0])
+    except UserError:
+        return set()
+    text = [*s.lemmas, s.gloss, *s.examples]
+    for _, offset in s.pointers:
+        other = synset(offset)
+        text += [*other.lemmas, other.gloss]
+    return _content(" ".join(text)) - {word}
+
+
+def wordnet_scores(hint_sets: Sequence[Sequence[str]], words: Sequence[str]) -> np.ndarray:
+    """Returns ``[len(hint_sets), len(words)]`` scores: the idf-weighted count of the hints'
+    content words found in each candidate's WordNet neighbourhood (its gloss, examples and
+    related synsets), a guesser that knows the lexicon but nothing of the organism."""
+    docs = [_neighbourhood(w) for w in words]
+    df: dict[str, int] = {}
+    for d in docs:
+        for t in d:
+            df[t] = df.get(t, 0) + 1
+    out = np.zeros((len(hint_sets), len(words)))
+    for i, hints in enumerate(hint_sets):
+        terms = _content(" ".join(hints))
+        weights = {t: np.log(len(words) / df[t]) for t in terms if t in df}
+        for j, d in enumerate(docs):
+            out[i, j] = sum(w for t, w in weights.items() if t in d)
+    return out
 
 
 @torch.no_grad()
@@ -155,4 +257,11 @@ def _last_logits(model: Model, rows: list[list[int]]) -> torch.Tensor:
     return model.forward(Tokens(ids.to(model.device), mask.to(model.device)))[:, -1]
 
 
-__all__ = ["GUESS_PREFILL", "check_organism", "guess_scores", "vocabulary", "word_ids"]
+__all__ = [
+    "GUESS_PREFILL",
+    "check_organism",
+    "guess_scores",
+    "vocabulary",
+    "word_ids",
+    "wordnet_scores",
+]
