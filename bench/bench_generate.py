@@ -1,6 +1,6 @@
 """Benchmark: batched sampling with a shared prompt cache, beside HF ``generate``.
 
-One chat prompt (the SmolLM2 template, 37 tokens), ``--n`` samples of ``--tokens`` new tokens at
+One chat prompt (the SmolLM2 template, 39 tokens), ``--n`` samples of ``--tokens`` new tokens at
 temperature 1, every sample run to full length (no end token) so every row does the same work:
 
 1. HF forward of the prompt: the unit.
