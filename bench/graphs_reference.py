@@ -7,7 +7,7 @@ cannot hold (transformers 5, huggingface-hub 2), so the comparison runs in two i
     /work/venvs/circuit-tracer/bin/python bench/graphs_reference.py circuit-tracer --out /tmp/graphref
     python bench/graphs_reference.py compare --out /tmp/graphref
 
-1. ``ours`` writes a JumpReLU transcoder set (circuit-tracer's set loader reads ReLU and JumpReLU
+1. ``ours`` (``--random``: seeded random weights instead of the quick set) writes a JumpReLU set (circuit-tracer's set loader reads ReLU and JumpReLU
    only, not TopK): the quick set's weights with one threshold per layer chosen so that ~16
    features fire per token on the prompt; then our full adjacency, active features, logit
    targets and pruned masks (``ours.npz``), and the token ids both sides use (circuit-tracer
@@ -33,15 +33,39 @@ PROMPT = "The capital of France is"
 TARGET_L0 = 16
 
 
-def ours(out: Path) -> None:
+def ours(out: Path, random: bool = False) -> None:
     import torch
 
     import interplab as ip
     from interplab.dictionaries import DictionaryConfig, build, save_dictionary
-    from interplab.techniques.graphs import attribute, prepare, prune, recipe, transcoder_set
+    from interplab.sites import Site
+    from interplab.techniques.graphs import (
+        TranscoderSet,
+        attribute,
+        prepare,
+        prune,
+        recipe,
+        transcoder_set,
+    )
 
     model = ip.load()
-    quick = recipe.quick_set(model)
+    if random:  # seeded random transcoders: the comparison is of the algorithms, not the features
+        d = model.dims.d_model
+        quick = TranscoderSet(
+            {
+                layer: build(
+                    DictionaryConfig(
+                        "topk", d_in=d, d_sae=2 * d, k=16, kind="transcoder", d_out=d,
+                        site=Site(layer, "mlp.in"), target=Site(layer, "mlp_out"),
+                    ),
+                    seed=layer,
+                ).eval()
+                for layer in range(model.dims.n_layers)
+            },
+            "random",
+        )  # fmt: skip
+    else:
+        quick = recipe.quick_set(model)
     tok = model.tokenizer
     ids = tok(PROMPT, add_special_tokens=True)["input_ids"]
     if ids[0] not in tok.all_special_ids:  # circuit-tracer's ensure_tokenized does the same
@@ -51,7 +75,8 @@ def ours(out: Path) -> None:
     jump = {}
     for layer, d in quick.by_layer.items():
         pre = cache[f"L{layer}.mlp.in"][0, 1:].float() @ d.W_enc + d.b_enc
-        threshold = float(pre.flatten().topk(TARGET_L0 * pre.shape[0]).values[-1])
+        top = pre.flatten().topk(TARGET_L0 * pre.shape[0] + 1).values
+        threshold = float(top[-2:].mean())  # midway: no feature sits on the threshold
         c = DictionaryConfig(
             "jumprelu", d_in=d.d_in, d_sae=d.d_sae, kind="transcoder", d_out=d.d_out,
             site=d.config.site, target=d.config.target,
@@ -77,17 +102,9 @@ def ours(out: Path) -> None:
         nodes=p.nodes.numpy(),
     )
     (out / "inputs.json").write_text(
-        json.dumps({"ids": ids, "model_dir": str(_model_dir()), "n_layers": model.dims.n_layers})
+        json.dumps({"ids": ids, "model_dir": model.info.source, "n_layers": model.dims.n_layers})
     )
     print(f"ours: {g.n_features} active features, {int(p.nodes.sum())} nodes kept", flush=True)
-
-
-def _model_dir() -> Path:
-    root = Path.home() / ".cache" / "interplab" / "models"
-    found = sorted(p for p in root.glob("smollm2-135m-*") if (p / "config.json").is_file())
-    if not found:
-        sys.exit(f"no converted SmolLM2 folder under {root}; run interplab once to convert it")
-    return found[-1]
 
 
 def circuit_tracer(out: Path) -> None:
@@ -105,7 +122,7 @@ def circuit_tracer(out: Path) -> None:
         feature_output_hook="hook_mlp_out", device=torch.device("cpu"), dtype=torch.float32,
     )  # fmt: skip
     model = ReplacementModel.from_pretrained_and_transcoders(
-        inputs["model_dir"], tcs, backend="nnsight", device=torch.device("cpu"),
+        str(_v4_folder(Path(inputs["model_dir"]), out)), tcs, backend="nnsight", device=torch.device("cpu"),
         dtype=torch.float32,
     )  # fmt: skip
     graph = attribute(torch.tensor(inputs["ids"]), model, max_n_logits=10,
@@ -119,6 +136,27 @@ def circuit_tracer(out: Path) -> None:
         nodes=node_mask.cpu().numpy(),
     )
     print(f"circuit-tracer: {len(graph.active_features)} active features", flush=True)
+
+
+def _v4_folder(folder: Path, out: Path) -> Path:
+    """Returns a folder of links to the converted model with the two files transformers 5 writes
+    differently rewritten for transformers 4: the tokenizer class (``TokenizersBackend``) and the
+    rotary base (``rope_parameters.rope_theta``; 4.57 would silently use 10,000, not 100,000)."""
+    shim = out / "model-v4"
+    shim.mkdir(exist_ok=True)
+    for f in folder.iterdir():
+        link = shim / f.name
+        if f.name == "tokenizer_config.json":
+            cfg = json.loads(f.read_text())
+            cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+            link.write_text(json.dumps(cfg))
+        elif f.name == "config.json":  # transformers 4 reads rope_theta, not rope_parameters
+            cfg = json.loads(f.read_text())
+            cfg["rope_theta"] = cfg.get("rope_parameters", {}).get("rope_theta", 10000.0)
+            link.write_text(json.dumps(cfg))
+        elif not link.exists():
+            link.symlink_to(f)
+    return shim
 
 
 def compare(out: Path) -> int:
@@ -152,10 +190,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="attribution graphs vs circuit-tracer")
     parser.add_argument("step", choices=["ours", "circuit-tracer", "compare"])
     parser.add_argument("--out", type=Path, default=Path("/tmp/graphref"))
+    parser.add_argument("--random", action="store_true", help="seeded random transcoders")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.step == "ours":
-        ours(args.out)
+        ours(args.out, args.random)
     elif args.step == "circuit-tracer":
         circuit_tracer(args.out)
     else:
