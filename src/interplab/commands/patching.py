@@ -159,6 +159,15 @@ def register(app: typer.Typer) -> None:
                 "(AtP* estimates only: QK fix and GradDrop)"
             ),
         ] = "exact",
+        backend: Annotated[
+            str,
+            typer.Option(help="local | ray: the cells as tasks on a Ray cluster (interplab[ray])"),
+        ] = "local",
+        address: Annotated[
+            str | None,
+            typer.Option(help="Ray cluster address ('ray start --head' prints it); none: local"),
+        ] = None,
+        workers: Annotated[int, typer.Option(min=1, help="Ray actors (each loads the model)")] = 2,
         json: JsonOpt = None,
         plot: PlotOpt = None,
         budget_mb: BudgetOpt = 512.0,
@@ -177,6 +186,12 @@ def register(app: typer.Typer) -> None:
         from interplab.techniques.patching.ablations import check_methods
 
         plot = check_outputs(json, plot)
+        if backend not in ("local", "ray"):
+            raise typer.BadParameter(f"--backend is local or ray, not {backend!r}")
+        if backend == "ray" and (method != "exact" or ablations is not None):
+            raise typer.BadParameter(
+                "--backend ray runs the exact sweep: drop --method/--ablations"
+            )
         if method not in ("exact", "verified", "atp"):
             raise typer.BadParameter(f"--method is exact, verified or atp, not {method!r}")
         methods = None if ablations is None else [m.strip() for m in ablations.split(",")]
@@ -217,7 +232,14 @@ def register(app: typer.Typer) -> None:
             console.print(comparison.describe())
             write_outputs(comparison, json, plot, out=console, component=component)
             return
-        result = activation_patching(loaded, pairs, config=config, progress=True)
+        if backend == "ray":
+            from interplab.distributed import activation_patching as distributed_patching
+
+            result = distributed_patching(
+                loaded, pairs, config=config, backend="ray", address=address, workers=workers
+            )
+        else:
+            result = activation_patching(loaded, pairs, config=config, progress=True)
         report(result, "patch", component, direction, json, plot, console)
         from interplab.techniques.patching import VerifiedPatchingResult
 

@@ -12,6 +12,7 @@
     ablations.py    zero, mean and resample ablation side by side
     grid.py         inputs (aligned token pairs), cells and grid shapes
     fast.py         the exact fast runner on partial forwards (`Model.partial`)
+    cells.py        an exact sweep's split and merge points (`interplab.distributed`)
     hooks.py        the hook paths: the one-cell reference loop and the packed sweep
     path_sweep.py   path patching's two sweeps
     config.py       each technique's frozen config
