@@ -1,5 +1,6 @@
 """The research notebook from the command line: a project, runs recorded by a script inside it,
-the log, hypotheses, findings, a sprint, the report, a re-run, and a refused file."""
+the log, hypotheses, findings, a sprint, the report, re-runs (through a registered function and
+from a stored call), and a refused file."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def test_a_project_from_init_to_report_and_rerun(tmp_path, env):
     shown = ok(env, proj, "runs", "show", "1")
     assert "fake-model" in shown and "pre-registered" in shown and "result.json" in shown
     assert "shift" in ok(env, proj, "runs", "diff", "1", "2")
-    ok(env, proj, "log", "the effect looks linear")
+    ok(env, tmp_path, "--project", str(proj), "log", "the effect looks linear")  # from outside
     ok(env, proj, "log", "one synthetic task only", "--limitation")
     ok(env, proj, "log", "cleanest sweep", "--star", "1")
     ok(env, proj, "finding", "add", "a shift of 1 moves the mean", "--run", "1", "--confidence",
@@ -91,6 +92,31 @@ def test_a_project_from_init_to_report_and_rerun(tmp_path, env):
     rerun = ok(env, proj, "rerun", "1", "--import", "fake_technique")
     assert "every number must match exactly" in rerun and rerun.strip().endswith("MATCH")
     assert "ok:" in ok(env, proj, "runs", "check")
+
+
+_SCALED = """
+import numpy as np
+from fake_technique import PROMPTS, fake_scaled
+fake_scaled(PROMPTS, np.array([1.0, 2.0]), seed=4)
+fake_scaled(PROMPTS, np.array([1.0]), transform=lambda v: v)
+"""
+
+
+def test_a_run_reruns_from_its_stored_call_on_the_command_line(tmp_path, env):
+    ok(env, tmp_path, "init", "proj")
+    proj = tmp_path / "proj"
+    done = subprocess.run([sys.executable, "-c", _SCALED], cwd=proj, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "calls fake_technique:fake_scaled again" in ok(env, proj, "runs", "show", "1")
+    refused = cli(env, proj, "rerun", "1")
+    assert refused.returncode == 2 and "--import fake_technique" in refused.stderr
+    rerun = ok(env, proj, "rerun", "1", "--import", "fake_technique")
+    assert "every number must match exactly" in rerun and rerun.strip().endswith("MATCH")
+    assert "no: argument 'transform'" in ok(env, proj, "runs", "show", "2")
+    inline = cli(env, proj, "rerun", "2", "--import", "fake_technique")
+    assert inline.returncode == 2 and "cannot be re-run" in inline.stderr
+    assert "Traceback" not in inline.stderr + refused.stderr
 
 
 def test_a_file_that_is_not_a_store_is_one_clear_error(tmp_path, env):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,6 +17,7 @@ from interplab.commands._options import console, err
 from interplab.commands.store_log import ProjectOpt, hypothesis_id, open_project, run_id
 
 if TYPE_CHECKING:
+    from interplab.store import Project, RunRecord
     from interplab.store.summaries import Headline
 
 
@@ -30,11 +32,41 @@ def _headline(h: Headline | None) -> str:
     return f"{h.mean:.3g} [{h.ci_low:.3g}, {h.ci_high:.3g}] n={h.n}, {h.n_tests} tests"
 
 
+def _rerunnable(p: Project, r: RunRecord) -> str:
+    """Returns whether and how a run can be re-run."""
+    from interplab.store import rerun as reruns
+
+    call = p.stored_call(r.id)
+    if r.technique in reruns.registered():
+        return f"interplab rerun {r.id} (through the function registered for {r.technique})"
+    if call is None:
+        return "no: it stored no call (recorded with store.recording) and nothing is registered"
+    if call.not_stored:
+        return f"no: {call.not_stored}"
+    return f"interplab rerun {r.id} (calls {call.function} again)"
+
+
 def register(app: typer.Typer) -> None:
     """Adds the notebook's commands to ``app``."""
     from interplab.commands import store_log
 
     store_log.register(app)  # log, hypothesis, finding, sprint
+
+    @app.callback()
+    def choose_project(
+        project: Annotated[
+            Path | None,
+            typer.Option(
+                "--project",
+                help="record every run of this command in this project folder (default: "
+                "$INTERPLAB_PROJECT, the enclosing project, or the per-user default)",
+            ),
+        ] = None,
+    ) -> None:
+        if project is not None:
+            from interplab.store import resolve
+
+            os.environ["INTERPLAB_PROJECT"] = str(resolve(project).root)  # checked: it exists
 
     @app.command()
     def init(
@@ -132,6 +164,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(
                 f"H{link.hypothesis_id}", "pre-registered" if link.preregistered else "post hoc"
             )
+        table.add_row("re-run", _rerunnable(p, r))
         for a in r.artifacts:
             table.add_row(f"artifact {a.name}", f"{a.kind}, {a.bytes} bytes, sha256 {a.sha256}")
         console.print(table)
@@ -194,7 +227,9 @@ def register(app: typer.Typer) -> None:
         modules: Annotated[
             list[str] | None,
             typer.Option(
-                "--import", help="module that registers a technique's re-run (repeatable)"
+                "--import",
+                help="a module outside interplab whose function the run called, or that "
+                "registers a technique's re-run (repeatable)",
             ),
         ] = None,
         record: Annotated[bool, typer.Option(help="record the re-run as a new run")] = True,
@@ -207,7 +242,9 @@ def register(app: typer.Typer) -> None:
         importlib.import_module("interplab.techniques")  # techniques register their re-runs
         for name in modules or []:
             importlib.import_module(name)
-        report = reruns.rerun(p, run_id(run), rtol=rtol, atol=atol, record=record)
+        report = reruns.rerun(
+            p, run_id(run), rtol=rtol, atol=atol, record=record, modules=modules or []
+        )
         console.print(report.describe(), markup=False, highlight=False)
         if not report.matches:
             raise typer.Exit(1)
@@ -235,7 +272,8 @@ def register(app: typer.Typer) -> None:
         experiment: Annotated[str, typer.Option(help="MLflow experiment name")] = "interplab",
         project: ProjectOpt = None,
     ) -> None:
-        """Export finished runs to MLflow's SQLite backend (needs `pip install mlflow`)."""
+        """Export finished runs to MLflow's SQLite backend (needs `pip install
+        'interplab[notebook]'` or mlflow)."""
         from interplab.store.export_mlflow import export_mlflow
 
         p = open_project(project)

@@ -28,9 +28,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from interplab.store.calls import MARK, encode_call
 from interplab.store.location import resolve
 from interplab.store.project import Project
-from interplab.store.recording import RunHandle, active, enabled, record
+from interplab.store.recording import RunHandle, active, enabled, record, suppressed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,9 +86,11 @@ def recorded(
 ) -> Callable[[F], F]:
     """Records every call of the decorated function (which returns a `Result`) as a run.
 
-    ``inputs`` names the argument holding the data (prompts, pairs) to store for `rerun`. The
-    call takes an extra ``record=`` keyword (unless the function has its own) to switch
-    recording off for that call."""
+    The call itself (the function's import path and its arguments, `calls`) is stored so that
+    `rerun` can make it again; an argument that cannot be stored (a lambda, say) is recorded
+    as the reason the run cannot be re-run. ``inputs`` names the argument holding the data
+    (prompts, pairs) to store as readable JSON for the report and the data hash. The call takes
+    an extra ``record=`` keyword (unless the function has its own) to switch recording off."""
 
     def decorate(fn: F) -> F:
         signature = inspect.signature(fn)
@@ -99,14 +102,19 @@ def recorded(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             flag = kwargs.get("record") if own_record else kwargs.pop("record", None)
             if not enabled(flag) or active() is not None:
-                return fn(*args, **kwargs)
-            data = None
-            if inputs is not None:
-                bound = signature.bind_partial(*args, **kwargs)
-                data = bound.arguments.get(inputs)
-            with _record_in(current(project), technique, inputs=data) as run:
+                with suppressed():  # nor anything it calls
+                    return fn(*args, **kwargs)
+            try:
+                bound = signature.bind(*args, **kwargs).arguments
+            except TypeError:
+                return fn(*args, **kwargs)  # let the function say what is wrong with its call
+            arguments = {k: v for k, v in bound.items() if k != "record"}
+            call = encode_call(wrapper, arguments)
+            data = bound.get(inputs) if inputs is not None else None
+            with _record_in(current(project), technique, inputs=data, call=call) as run:
                 return run.finish(fn(*args, **kwargs))
 
+        setattr(wrapper, MARK, technique)
         return wrapper  # type: ignore[return-value]
 
     return decorate

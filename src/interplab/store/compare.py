@@ -67,8 +67,8 @@ def _num(x: Any) -> float | None:
 
 
 class _Walker:
-    def __init__(self, rtol: float, atol: float) -> None:
-        self.rtol, self.atol = rtol, atol
+    def __init__(self, rtol: float, atol: float, skip: tuple[str, ...] = ()) -> None:
+        self.rtol, self.atol, self.skip = rtol, atol, skip
         self.n_numbers = self.n_equal = self.n_within = self.n_diff = 0
         self.max_abs = 0.0
         self.listed: list[Difference] = []
@@ -84,7 +84,7 @@ class _Walker:
             if "__array__" in a and "__array__" in b:
                 self.arrays(path, a, b)
                 return
-            for key in sorted(set(a) | set(b), key=str):
+            for key in sorted((set(a) | set(b)) - set(self.skip), key=str):
                 sub = f"{path}.{key}" if path else str(key)
                 if key not in a or key not in b:
                     self.differ(sub, a.get(key, "<absent>"), b.get(key, "<absent>"))
@@ -149,12 +149,10 @@ def _floats(values: list[Any]) -> np.ndarray | None:
 def compare(
     stored: Any, new: Any, *, rtol: float = 0.0, atol: float = 0.0, skip: tuple[str, ...] = ()
 ) -> Comparison:
-    """Returns the comparison of two JSON trees number by number (top-level keys in ``skip``
-    are left out: a result's provenance holds times and commands that always differ)."""
-    if isinstance(stored, dict) and isinstance(new, dict):
-        stored = {k: v for k, v in stored.items() if k not in skip}
-        new = {k: v for k, v in new.items() if k not in skip}
-    w = _Walker(rtol, atol)
+    """Returns the comparison of two JSON trees number by number (keys in ``skip`` are left out
+    at every depth: a result's provenance, and a nested result's, holds times and commands that
+    always differ)."""
+    w = _Walker(rtol, atol, skip)
     w.walk("", stored, new)
     return Comparison(
         n_numbers=w.n_numbers,

@@ -33,6 +33,7 @@ from interplab.store import findings as _findings
 from interplab.store import log as _log
 from interplab.store import recording as _recording
 from interplab.store import rerun as _rerun
+from interplab.store.calls import EncodedCall, StoredCall, read_call
 from interplab.store.compare import RunDiff, diff_runs
 from interplab.store.location import Location, init, resolve
 from interplab.store.records import (
@@ -107,12 +108,14 @@ class Project:
         inputs: Any = None,
         label: str | None = None,
         record: bool | None = None,
+        call: EncodedCall | None = None,
     ) -> AbstractContextManager[_recording.RunHandle]:
         """Records the block as one run: ``with project.recording(...) as run: run.finish(r)``.
 
         ``config`` is a `Config` or dict; ``model_info`` a `ModelInfo` or dict (name,
         weights_sha256, ...); ``inputs`` (prompts, pairs) are stored so `rerun` can feed them
-        again. ``record=False`` (or ``INTERPLAB_RECORD=0``) records nothing."""
+        again; ``call`` is a stored function call (`calls`). ``record=False`` (or
+        ``INTERPLAB_RECORD=0``) records nothing."""
         return _recording.record(
             self if _recording.enabled(record) else None,
             technique,
@@ -122,6 +125,7 @@ class Project:
             data_sha256=data_sha256,
             inputs=inputs,
             label=label,
+            call=call,
         )
 
     # -- runs -----------------------------------------------------------------------------------
@@ -215,6 +219,18 @@ class Project:
         if art is None:
             return None
         return json.loads(self.artifact_path(art.sha256).read_text(encoding="utf-8"))
+
+    def stored_call(self, run_id: int) -> StoredCall | None:
+        """Returns the call a recorded function stored for `rerun`, or None (a run recorded with
+        `recording`, or before calls were stored)."""
+        rec = self.run(run_id)
+        art, arrays = rec.artifact("call"), rec.artifact("call-arrays")
+        if art is None:
+            return None
+        return read_call(
+            self.artifact_path(art.sha256).read_bytes(),
+            None if arrays is None else self.artifact_path(arrays.sha256).read_bytes(),
+        )
 
     def summary(self, run_id: int) -> dict[str, Any] | None:
         """Returns a run's summary (``result.summary().to_dict()``), computing it from the stored

@@ -6,8 +6,9 @@
    background ``git status`` starts (`capture.GitProbe`), and a heartbeat thread refreshes the
    row every `HEARTBEAT_S` seconds from its own connection.
 2. Finish: the artifacts are written first (the result as JSON by the results codec, tensors as
-   safetensors, figures, examples, inputs), then one transaction marks the run ``done`` with its
-   end time, git state, what the result's provenance adds, and the artifact rows.
+   safetensors, figures, examples, inputs, and the call itself for `rerun`: `calls`), then one
+   transaction marks the run ``done`` with its end time, git state, what the result's
+   provenance adds, and the artifact rows.
 3. An exception marks the run ``failed`` with the error; Ctrl-C (or any non-``Exception``
    interruption) marks it ``interrupted``; the exception goes on to the caller either way.
 4. A process killed outright cannot write anything: its row stays ``running`` until
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from interplab.provenance import data_hash, jsonable
 from interplab.store import artifacts as files
 from interplab.store import capture
+from interplab.store.calls import EncodedCall
 from interplab.store.db import StoreError, connect, transaction
 from interplab.store.summaries import headline_json
 
@@ -75,6 +77,18 @@ def evidence_for(*hypotheses: int) -> Iterator[None]:
         yield
     finally:
         _EVIDENCE_FOR.reset(token)
+
+
+@contextmanager
+def suppressed() -> Iterator[RunHandle]:
+    """Records nothing inside the block, not even a recorded function called in it (a call with
+    ``record=False``, a run already being recorded); yields a handle that records nothing."""
+    handle = RunHandle(None, None)
+    token = _ACTIVE.set(_ACTIVE.get() or handle)  # inside a recorded run, that run stays active
+    try:
+        yield handle
+    finally:
+        _ACTIVE.reset(token)
 
 
 def _model_dict(model_info: Any) -> dict[str, Any]:
@@ -252,11 +266,13 @@ def record(
     data_sha256: str | None = None,
     inputs: Any = None,
     label: str | None = None,
+    call: EncodedCall | None = None,
 ) -> Iterator[RunHandle]:
     """Records the block as one run of ``technique`` in ``project`` (None or a nested call:
-    a handle that records nothing)."""
+    a handle that records nothing); ``call`` is the function call to store for `rerun`."""
     if project is None or _ACTIVE.get() is not None:
-        yield RunHandle(None, None)
+        with suppressed() as handle:
+            yield handle
         return
     model = _model_dict(model_info)
     derived = data_sha256 is None and inputs is not None
@@ -294,11 +310,15 @@ def record(
     finally:
         _ACTIVE.reset(token)
         beat.stop()
+        folder = project.location.artifacts
         if inputs is not None:
             text = json.dumps(jsonable(inputs)).encode()
-            handle._pending.append(
-                ("inputs.json", "inputs", files.put_bytes(project.location.artifacts, text))
-            )
+            handle._pending.append(("inputs.json", "inputs", files.put_bytes(folder, text)))
+        if call is not None:
+            handle._pending.append(("call.json", "call", files.put_bytes(folder, call.json_bytes)))
+            if call.tensor_bytes is not None:
+                stored = files.put_bytes(folder, call.tensor_bytes)
+                handle._pending.append(("call.safetensors", "call-arrays", stored))
         if status == "done" and not handle._finished:
             error = "the block ended without run.finish(result): no result stored"
         _end(project, handle, status, error, git.result(), fillable)
@@ -364,4 +384,5 @@ __all__ = [
     "evidence_for",
     "mark_stale",
     "record",
+    "suppressed",
 ]

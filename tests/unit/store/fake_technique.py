@@ -4,6 +4,8 @@
 values ``[n, cells]`` that depend only on the prompts, the config and the seed, so a re-run
 reproduces every number exactly. Importing this module registers the result type, its re-run
 function and (with `register_renderer`) a figure, as a real technique and viz module would.
+``fake_scaled`` registers nothing: it re-runs from the call it stored (an array and a function
+among its arguments).
 """
 
 from __future__ import annotations
@@ -78,6 +80,23 @@ def fake_sweep(
             seed=seed,
         ),
     )
+
+
+def double(values: np.ndarray) -> np.ndarray:
+    """A module-level function, which a stored call keeps by its import path."""
+    return 2.0 * values
+
+
+@recorded("fake_scaled", inputs="prompts")
+def fake_scaled(
+    prompts: list[str], factor: np.ndarray, *, transform: Any = double, seed: int = 0
+) -> FakeResult:
+    """A fake technique re-run from its stored call: values scaled per cell, then transformed."""
+    values = transform(compute(list(prompts), shift=0.0, cells=len(factor), seed=seed) * factor)
+    prov = Provenance(
+        "fake_scaled", dict(MODEL), {"seed": seed}, data_hash(list(prompts)), seed=seed
+    )
+    return FakeResult(list(prompts), values, prov)
 
 
 def rerun_fake(config: dict[str, Any], model_info: dict[str, Any], inputs: list[str]) -> FakeResult:

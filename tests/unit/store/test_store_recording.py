@@ -10,7 +10,7 @@ import pytest
 from fake_technique import MODEL, PROMPTS, FakeResult, fake_sweep
 
 from interplab.provenance import data_hash
-from interplab.store import Project, StoreError, recording, resolve
+from interplab.store import Project, StoreError, recorded, recording, resolve
 from interplab.store.artifacts import path_of
 
 
@@ -115,9 +115,14 @@ def test_a_block_without_finish_says_no_result_was_stored(project):
 
 def test_recording_can_be_switched_off(project, monkeypatch):
     with project.recording("fake_sweep", record=False) as run:
-        run.finish(fake_sweep(PROMPTS, record=False))
+        run.finish(fake_sweep(PROMPTS))  # switched off for the block: nothing inside records
     assert run.id is None and not run.recording
     fake_sweep(PROMPTS, record=False)
+
+    def outer(prompts):  # a function called with record=False records nothing it calls
+        return fake_sweep(prompts)
+
+    recorded("outer")(outer)(PROMPTS, record=False)
     monkeypatch.setenv("INTERPLAB_RECORD", "0")
     fake_sweep(PROMPTS)
     with recording("fake_sweep") as off:
@@ -138,10 +143,12 @@ def test_the_decorator_records_provenance_and_inputs(project):
 
 def test_nested_recordings_record_only_the_outer_run(project):
     with recording("outer", config={"k": 1}) as outer:
-        inner = fake_sweep(PROMPTS)
-        outer.finish(inner)
+        outer.finish(fake_sweep(PROMPTS))
+        with recording("nested") as nested:  # a no-op handle: finishing it leaves outer alone
+            nested.finish(fake_sweep(PROMPTS[:2]))
     (rec,) = project.runs()
-    assert rec.id == outer.id and rec.technique == "outer"
+    assert rec.id == outer.id and rec.technique == "outer" and nested.id is None
+    assert project.result(rec.id).values.shape[0] == len(PROMPTS)
 
 
 def test_git_commit_and_dirty_state_are_recorded_inside_a_repository(

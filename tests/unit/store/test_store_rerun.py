@@ -36,6 +36,7 @@ def test_a_changed_number_is_a_mismatch_listed_by_position(project, monkeypatch)
     monkeypatch.setitem(rerun._REGISTRY, "fake_sweep", drifted)
     report = project.rerun(1, record=False)
     assert not report.matches and report.rerun is None
+    assert project.count_runs() == 1  # the decorated function it calls recorded nothing either
     (diff,) = report.comparison.differences
     assert diff.path == "values[3, 1]" and diff.abs_diff == pytest.approx(1e-3)
     assert "MISMATCH" in report.describe()
@@ -89,3 +90,40 @@ def test_compare_treats_nan_as_equal_and_reports_shapes():
     b = FakeResult(["x"], np.array([[np.nan, 1.0, 2.0]]), a.provenance)
     shaped = compare(a.to_dict(), b.to_dict(), skip=("provenance",))
     assert not shaped.matches and shaped.differences[0].path == "values (shape)"
+
+
+def test_a_recorded_function_reruns_from_its_stored_call_without_registration(project):
+    from fake_technique import double, fake_scaled
+
+    factor = np.array([1.0, -0.5, 3.0], dtype=np.float32)
+    fake_scaled(PROMPTS, factor, transform=double, seed=3)
+    call = project.stored_call(1)
+    assert call is not None and call.function == "fake_technique:fake_scaled"
+    assert call.not_stored is None and next(iter(call.arrays.values())).tolist() == factor.tolist()
+    with pytest.raises(StoreError, match="--import fake_technique"):
+        project.rerun(1)  # a function outside interplab runs only when its module is allowed
+    report = project.rerun(1, modules=["fake_technique"])
+    assert report.exact_expected and report.comparison.exact and report.matches
+    assert report.comparison.n_numbers == len(PROMPTS) * 3
+
+
+def test_a_call_holding_an_inline_function_says_why_it_cannot_be_rerun(project):
+    from fake_technique import fake_scaled
+
+    fake_scaled(PROMPTS, np.ones(2), transform=lambda v: v + 1)
+    assert project.run(1).status == "done"  # the run itself is recorded as usual
+    with pytest.raises(
+        StoreError,
+        match=r"argument 'transform' is .*<lambda>, a function defined inline; only a module-level",
+    ):
+        project.rerun(1, modules=["fake_technique"])
+
+
+def test_a_stored_call_names_only_a_function_recorded_for_that_technique(project):
+    from fake_technique import fake_scaled
+
+    fake_scaled(PROMPTS, np.ones(2))
+    with project.write() as conn:  # a store edited to make rerun call something else
+        conn.execute("UPDATE runs SET technique = 'fake_sweep_other' WHERE id = 1")
+    with pytest.raises(StoreError, match="not the function that recorded 'fake_sweep_other'"):
+        project.rerun(1, modules=["fake_technique"])
