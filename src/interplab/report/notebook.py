@@ -6,9 +6,11 @@ one self-contained HTML page and a Markdown file:
 1. Findings, in the order they were written: the claim, confidence, what would change my mind,
    and for each evidence run its figures (drawn from the stored result JSON by
    `interplab.viz`, or the figure files the run stored; when neither exists the page says so),
-   a statistics row (n, the headline cell's mean and CI, adjusted p-value), whether it was
-   pre-registered or post hoc for each hypothesis it is linked to, and the number of tests
-   the finding's p-values were corrected over (its family, `store.family`).
+   captioned with what the figure shows, the run, its strongest cell named by Site, position
+   and token (`notebook_cells`), its mean, CI and n; a statistics row (n, that cell's mean and
+   CI, adjusted p-values within the run and the family), whether it was pre-registered or post
+   hoc for each hypothesis it is linked to, and the number of tests the finding's p-values
+   were corrected over (its family, `store.family`).
 2. Limitations: the user's own (``interplab log --limitation``), then those the store can see:
    post hoc or unlinked evidence, cells that do not survive the family correction, design
    notes of the summaries, runs from uncommitted code, failed and interrupted runs, a broken
@@ -16,20 +18,28 @@ one self-contained HTML page and a Markdown file:
 3. Hypotheses, sprints with their post-mortems and counts, and highlights.
 4. Appendix: examples drawn at random (seeded) from each evidence run's stored examples or
    inputs, not chosen by hand.
-5. Reproducibility: per evidence run the command to re-run it, the recorded command, model and
-   weights sha256, data sha256, git commit, library versions and the artifacts' sha256.
+5. Reproducibility: per evidence run the ``interplab rerun`` command (or why it cannot be
+   re-run), the function it calls again, the recorded command, model and weights sha256, data
+   sha256, git commit, library versions and the artifacts' sha256.
+
+Extra sections (`interplab.report.html.Section`, e.g. the demo's worked analyses) can be
+passed to `build`; they follow the findings.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from interplab.errors import UserError
+from interplab.report.html import Section
+from interplab.report.notebook_cells import cell_label, describe
 from interplab.store import FamilyCorrection, Finding, Hypothesis, Link, Note, Project, RunRecord
+from interplab.store import rerun as reruns
 from interplab.store.findings import SprintStats
 from interplab.store.summaries import Headline, headline, summary_from_dict
 
@@ -54,6 +64,7 @@ class Evidence:
     run: RunRecord
     figures: tuple[FigureBlock, ...]
     headline: Headline | None
+    cell: str  # the headline cell named by Site (and position, token), or "scalar"
     text: str  # the summary's sentences, or why there is no summary
     links: tuple[Link, ...]
     p_family: float | None
@@ -81,6 +92,22 @@ class Examples:
 
 
 @dataclass(frozen=True)
+class Repro:
+    """What a reader needs to repeat one evidence run."""
+
+    run: int
+    rerun: str  # the command, or "cannot be re-run: why"
+    calls: str  # the function the re-run calls again ('' when none)
+    command: str
+    model: str
+    data: str
+    seed: str
+    git: str
+    versions: str
+    artifacts: tuple[tuple[str, str], ...]  # (name, sha256)
+
+
+@dataclass(frozen=True)
 class Notebook:
     """Everything the report shows, read from one project."""
 
@@ -95,33 +122,64 @@ class Notebook:
     examples: tuple[Examples, ...]
     n_runs: int
     schema_version: int
+    repro: tuple[Repro, ...] = ()
+    intro: str = ""
+    sections: tuple[Section, ...] = ()
 
 
-def _figures(project: Project, run: RunRecord) -> tuple[FigureBlock, ...]:
-    caption = f"Run {run.id}: {run.technique}" + (f" on {run.model_name}" if run.model_name else "")
+def _load(project: Project, run: RunRecord) -> Any:
+    """Returns the run's stored result read back into its class, or None."""
+    from interplab.results import ResultError, load
+
+    art = run.artifact("result")
+    if art is None:
+        return None
+    try:
+        return load(project.artifact_path(art.sha256))
+    except ResultError:
+        return None  # a result type this process does not know: figures say so
+
+
+def _caption(run: RunRecord, what: str, head: Headline | None, cell: str) -> str:
+    model = f" on {run.model_name}" if run.model_name else ""
+    text = f"{what}. Run {run.id}: {run.technique}{model}"
+    if head is not None:
+        text += (
+            f"; strongest: {cell}, mean {head.mean:.3g} ({head.confidence:.0%} CI "
+            f"[{head.ci_low:.3g}, {head.ci_high:.3g}], n={head.n})"
+        )
+    return text
+
+
+def _figures(
+    project: Project, run: RunRecord, result: Any, head: Headline | None, cell: str
+) -> tuple[FigureBlock, ...]:
     out: list[FigureBlock] = []
     art = run.artifact("result")
     if art is not None:
-        try:
-            from interplab import viz
-            from interplab.results import load
+        from interplab import viz
+        from interplab.viz.render import renderer
 
-            fig = viz.figure(load(project.artifact_path(art.sha256)))
-            out.append(
-                FigureBlock(
-                    caption + " (drawn from its stored result)", viz.png_bytes(fig), "image/png"
-                )
-            )
+        try:
+            if result is None:
+                raise UserError(f"its result type {run.technique!r} is not known here")
+            title = renderer(result).title
+            what = title(result) if title is not None else run.technique.replace("_", " ")
+            caption = _caption(run, what, head, cell)
+            fig = viz.figure(result)
+            source = f" (drawn by interplab.viz from its stored result, sha256 {art.sha256[:12]})"
+            out.append(FigureBlock(caption + source, viz.png_bytes(fig), "image/png"))
         except UserError as e:
+            caption = _caption(run, run.technique.replace("_", " "), head, cell)
             out.append(FigureBlock(caption, None, "", f"no figure drawn: {e}"))
     for a in run.artifacts:
         suffix = Path(a.name).suffix.lower()
         if a.kind == "figure" and suffix in _IMAGE_TYPES:
             data = project.artifact_path(a.sha256).read_bytes()
-            out.append(
-                FigureBlock(f"{caption}: {a.name} (stored figure)", data, _IMAGE_TYPES[suffix])
-            )
+            caption = _caption(run, a.name, head, cell) + " (a figure the run stored)"
+            out.append(FigureBlock(caption, data, _IMAGE_TYPES[suffix]))
     if not out:
+        caption = _caption(run, run.technique.replace("_", " "), head, cell)
         out.append(
             FigureBlock(caption, None, "", "no figure: the run stored no result and no figure")
         )
@@ -131,15 +189,20 @@ def _figures(project: Project, run: RunRecord) -> tuple[FigureBlock, ...]:
 def _evidence(project: Project, run_id: int, correction: FamilyCorrection) -> Evidence:
     summary = project.summary(run_id)  # computed and kept on first use
     run = project.run(run_id)
+    result = _load(project, run)
     if summary is not None:
-        head, text = headline(summary), summary_from_dict(summary).describe()
+        head = headline(summary)
+        cell = cell_label(result, head.cell)
+        text = describe(summary_from_dict(summary), result)
     else:
-        head, text = None, f"no summary: {run.summary_error or 'the run stored no result'}"
+        head, cell = None, "–"
+        text = f"no summary: {run.summary_error or 'the run stored no result'}"
     tests = correction.for_run(run_id)
     return Evidence(
         run=run,
-        figures=_figures(project, run),
+        figures=_figures(project, run, result, head, cell),
         headline=head,
+        cell=cell,
         text=text,
         links=tuple(project.links(run=run_id)),
         p_family=None if tests is None else tests.smallest_p_family,
@@ -147,17 +210,43 @@ def _evidence(project: Project, run_id: int, correction: FamilyCorrection) -> Ev
     )
 
 
+_PER_EXAMPLE = ("clean_prompts", "prompts", "texts", "tokens")
+"""Result fields that hold one entry per example, in the order the appendix prefers them."""
+
+
+def _items(value: Any) -> list[str] | None:
+    """Returns one readable line per example of a stored list, or None if it is not one."""
+    if not isinstance(value, list) or not value:
+        return None
+    if all(isinstance(x, str) for x in value):
+        return value
+    if all(isinstance(x, dict) and {"clean", "corrupt"} <= set(x) for x in value):
+        return [  # contrast pairs, as `ContrastPair` stores them
+            f"{x['clean']!r} -> {x.get('answer')!r}; corrupt {x['corrupt']!r} -> "
+            f"{x.get('wrong_answer')!r}"
+            for x in value
+        ]
+    if all(isinstance(x, list) and all(isinstance(t, str) for t in x) for x in value):
+        return ["".join(x) for x in value]  # tokens of each example
+    return None
+
+
 def _examples(project: Project, run: RunRecord, seed: int) -> Examples | None:
-    for kind, source in (("examples", "the examples it stored"), ("inputs", "its inputs")):
-        data = project.stored_json(run.id, kind)
-        if isinstance(data, list) and data:
-            items = [x if isinstance(x, str) else repr(x) for x in data]
-            return _draw(run.id, f"{source}", items, seed)
+    stored = project.stored_json(run.id, "examples")
+    if (items := _items(stored)) is not None:
+        return _draw(run.id, "the examples it stored", items, seed)
+    inputs = project.stored_json(run.id, "inputs")
+    if (items := _items(inputs)) is not None:
+        return _draw(run.id, "its inputs", items, seed)
     result = project.stored_json(run.id, "result")
     if isinstance(result, dict):
-        for key, value in result.items():
-            if isinstance(value, list) and value and all(isinstance(x, str) for x in value):
-                return _draw(run.id, f"the {key} of its result", value, seed)
+        for key in _PER_EXAMPLE:
+            if (items := _items(result.get(key))) is not None:
+                return _draw(run.id, f"the {key.replace('_', ' ')} of its result", items, seed)
+    if isinstance(inputs, dict):  # a dataset stored field by field
+        for key, value in inputs.items():
+            if (items := _items(value)) is not None:
+                return _draw(run.id, f"the {key} of its inputs", items, seed)
     return None
 
 
@@ -205,8 +294,16 @@ def _limitations(project: Project, claims: list[Claim]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def build(project: Project, *, title: str | None = None, seed: int = 0) -> Notebook:
-    """Returns the report's content read from ``project`` (figures drawn, summaries computed)."""
+def build(
+    project: Project,
+    *,
+    title: str | None = None,
+    seed: int = 0,
+    intro: str = "",
+    sections: Sequence[Section] = (),
+) -> Notebook:
+    """Returns the report's content read from ``project`` (figures drawn, summaries computed);
+    ``intro`` (HTML) opens the page and ``sections`` follow the findings."""
     from interplab.store.schema import SCHEMA_VERSION
 
     project.mark_stale()
@@ -226,18 +323,24 @@ def build(project: Project, *, title: str | None = None, seed: int = 0) -> Noteb
     )
     runs = {r: project.run(r) for c in claims for r in c.finding.evidence}
     examples = tuple(e for e in (_examples(project, r, seed) for r in runs.values()) if e)
+    repro = tuple(_repro(project, r, project.root) for r in runs.values())
+    limitations = _limitations(project, claims)
+    limitations += [f"Run {r.run} {r.rerun}." for r in repro if r.rerun.startswith("cannot")]
     return Notebook(
         title=title or f"Research notebook: {project.root.name}",
         root=project.root,
         created=time.time(),
         claims=tuple(claims),
-        limitations=tuple(_limitations(project, claims)),
+        limitations=tuple(limitations),
         hypotheses=hyps,
         sprints=tuple(project.sprint_stats(s.id, compute=False) for s in project.sprints()),
         highlights=tuple(project.notes(kind="highlight")),
         examples=examples,
         n_runs=project.count_runs(),
         schema_version=SCHEMA_VERSION,
+        repro=repro,
+        intro=intro,
+        sections=tuple(sections),
     )
 
 
@@ -260,26 +363,41 @@ def describe_links(links: tuple[Link, ...]) -> str:
     )
 
 
-def repro_rows(nb: Notebook) -> list[dict[str, Any]]:
-    """Returns, per evidence run, what a reader needs to repeat it."""
-    rows = []
-    for run in evidence_runs(nb):
-        rows.append(
-            {
-                "run": run.id,
-                "rerun": f"interplab rerun {run.id} --project {nb.root}",
-                "command": run.command or "",
-                "model": f"{run.model_name or '?'} (weights sha256 {run.model_sha256 or 'not recorded'})",
-                "data": run.data_sha256 or "not recorded",
-                "seed": "not recorded" if run.seed is None else str(run.seed),
-                "git": "not in a git repository"
-                if run.git_commit is None
-                else f"{run.git_commit}{' (dirty work tree)' if run.git_dirty else ''}",
-                "versions": ", ".join(f"{k} {v}" for k, v in sorted(run.versions.items())),
-                "artifacts": [(a.name, a.sha256) for a in run.artifacts],
-            }
-        )
-    return rows
+def _rerun_line(project: Project, run: RunRecord, root: Path) -> tuple[str, str]:
+    """Returns the command that re-runs ``run`` (or why none can) and what it calls."""
+    command = f"interplab rerun {run.id} --project {root}"
+    if run.technique in reruns.registered():
+        return command, f"the function registered for {run.technique}"
+    call = project.stored_call(run.id)
+    if call is None:
+        return "cannot be re-run: it stored no call and nothing is registered for it", ""
+    if call.not_stored:
+        return f"cannot be re-run: {call.not_stored}", call.function
+    module = call.function.partition(":")[0]
+    if module.split(".")[0] != "interplab":
+        command += f" --import {module}"
+    return command, call.function
+
+
+def _repro(project: Project, run: RunRecord, root: Path) -> Repro:
+    command, calls = _rerun_line(project, run, root)
+    git = (
+        "not in a git repository"
+        if run.git_commit is None
+        else f"{run.git_commit}{' (dirty work tree)' if run.git_dirty else ''}"
+    )
+    return Repro(
+        run=run.id,
+        rerun=command,
+        calls=calls,
+        command=run.command or "",
+        model=f"{run.model_name or '?'} (weights sha256 {run.model_sha256 or 'not recorded'})",
+        data=run.data_sha256 or "not recorded",
+        seed="not recorded" if run.seed is None else str(run.seed),
+        git=git,
+        versions=", ".join(f"{k} {v}" for k, v in sorted(run.versions.items())),
+        artifacts=tuple((a.name, a.sha256) for a in run.artifacts),
+    )
 
 
 __all__ = [
@@ -288,8 +406,8 @@ __all__ = [
     "Examples",
     "FigureBlock",
     "Notebook",
+    "Repro",
     "build",
     "describe_links",
     "evidence_runs",
-    "repro_rows",
 ]

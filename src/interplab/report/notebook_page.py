@@ -1,26 +1,35 @@
 """The project report as files: one self-contained HTML page and a Markdown file beside it.
 
 1. HTML: figures inlined (base64), no script, no stylesheet fetched: the page opens offline
-   anywhere. Every value from the store is escaped.
+   anywhere. Every value from the store is escaped; extra sections (`Section`, written by code,
+   such as the demo's analyses) keep their HTML, as `interplab.report.html` renders them.
 2. Markdown: the same sections; figures are written as files under ``figures/`` beside it.
 3. Both are written atomically (temp file + rename).
+
+The demo's page is its project's report: ``write_project_report(project, out_dir, title=...,
+intro=report.intro, sections=report.sections)`` puts the findings first, the demo's sections
+after them, then limitations, the appendix and reproducibility.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import json
 import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from interplab.provenance import write_text
+from interplab.provenance import jsonable, write_text
+from interplab.report.html import Section
 from interplab.report.notebook import (
     Claim,
     Evidence,
     Notebook,
     build,
     describe_links,
-    repro_rows,
 )
 from interplab.store import Project
 from interplab.store.records import iso
@@ -39,6 +48,10 @@ figure{margin:1em 0} figcaption{color:#555;font-size:.9em}
 """
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def _num(x: float | None, digits: str = ".3g") -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
@@ -50,12 +63,11 @@ def _stat_cells(e: Evidence) -> list[str]:
     if h is None:
         return [str(e.run.id), e.run.technique, "–", "–", "–", "–", "–", describe_links(e.links)]
     ci = f"[{_num(h.ci_low)}, {_num(h.ci_high)}]"
-    cell = str(h.cell) if h.cell else "scalar"
     return [
         str(e.run.id),
         e.run.technique,
         f"{h.n}",
-        f"{_num(h.mean)} at {cell}",
+        f"{_num(h.mean)} at {e.cell}",
         f"{h.confidence:.0%} CI {ci}",
         f"{_num(h.p_adjusted, '.2g')} ({h.correction}, {h.n_tests} cells)",
         f"{_num(e.p_family, '.2g')}",
@@ -88,6 +100,35 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return _num(v, ".4g")
+    return str(v)
+
+
+def _section_html(s: Section, k: int) -> str:
+    parts = [f"<section class='analysis' id='A{k}'><h3>{_h(s.title)}</h3>"]
+    if s.text:
+        parts.append(f"<p>{s.text}</p>")
+    parts += [f"<div class='claim'>{c}</div>" for c in s.claims]
+    parts += [f"<div class='caveat'>{c}</div>" for c in s.caveats]
+    for caption, png in s.figures:
+        data = base64.b64encode(png).decode()
+        parts.append(
+            f"<figure><img alt='{_h(caption)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{_h(caption)}</figcaption></figure>"
+        )
+    parts += [_table(header, [[_value(v) for v in r] for r in rows]) for header, rows in s.tables]
+    if s.links:
+        items = "".join(f"<li><a href='{_h(href)}'>{_h(label)}</a></li>" for label, href in s.links)
+        parts.append(f"<ul>{items}</ul>")
+    if s.provenance:
+        text = _h(json.dumps(jsonable(s.provenance), indent=1))
+        parts.append(f"<details><summary>provenance</summary><pre>{text}</pre></details>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def _claim_html(c: Claim) -> str:
     f = c.finding
     parts = [
@@ -118,13 +159,20 @@ def render_html(nb: Notebook) -> str:
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{_h(nb.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_h(nb.title)}</h1>",
-        f"<p class='lede'>Built {_h(iso(nb.created))} from {_h(nb.root)} ({nb.n_runs} runs "
+        f"<p class='lede'>Built {_h(iso(nb.created))} from {_h(nb.root)} ({_runs(nb.n_runs)} "
         f"recorded, {len(nb.claims)} findings). Findings first; each names how many tests "
         "stand behind it and whether its evidence was pre-registered.</p>",
-        "<section id='findings'><h2>Findings</h2>",
     ]
+    if nb.intro:
+        p.append(f"<p class='lede'>{nb.intro}</p>")
+    p.append("<section id='findings'><h2>Findings</h2>")
     p += [_claim_html(c) for c in nb.claims] or ["<p>No findings recorded yet.</p>"]
-    p.append("</section><section id='limitations'><h2>Limitations</h2>")
+    p.append("</section>")
+    if nb.sections:
+        p.append("<section id='analyses'><h2>Analyses</h2>")
+        p += [_section_html(x, k) for k, x in enumerate(nb.sections, 1)]
+        p.append("</section>")
+    p.append("<section id='limitations'><h2>Limitations</h2>")
     p += [f"<div class='caveat'>{_h(x)}</div>" for x in nb.limitations] or ["<p>None noted.</p>"]
     p.append("</section><section id='hypotheses'><h2>Hypotheses</h2>")
     rows = [
@@ -211,20 +259,21 @@ def render_html(nb: Notebook) -> str:
         f"<p>Store schema version {nb.schema_version}. Rebuild this report with "
         f"<code>interplab report --project {_h(nb.root)}</code>.</p>"
     )
-    for r in repro_rows(nb):
-        arts = "; ".join(f"{n} {sha}" for n, sha in r["artifacts"])
+    for r in nb.repro:
+        arts = "; ".join(f"{n} {sha}" for n, sha in r.artifacts)
         p.append(
-            f"<h3>Run {r['run']}</h3>"
+            f"<h3>Run {r.run}</h3>"
             + _table(
                 ["", ""],
                 [
-                    ["re-run", r["rerun"]],
-                    ["command", r["command"]],
-                    ["model", r["model"]],
-                    ["data sha256", r["data"]],
-                    ["seed", r["seed"]],
-                    ["git", r["git"]],
-                    ["versions", r["versions"]],
+                    ["re-run", r.rerun],
+                    ["calls again", r.calls or "–"],
+                    ["command", r.command],
+                    ["model", r.model],
+                    ["data sha256", r.data],
+                    ["seed", r.seed],
+                    ["git", r.git],
+                    ["versions", r.versions],
                     ["artifacts (sha256)", arts],
                 ],
             )
@@ -245,16 +294,30 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _write_figure(folder: Path, name: str, data: bytes) -> str:
+    """Writes a figure file atomically; returns its path relative to the Markdown file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, folder / name)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return f"{folder.name}/{name}"
+
+
 def render_markdown(nb: Notebook, figures: Path) -> str:
     """Returns the report as Markdown, writing its figures under ``figures``."""
     out = [
         f"# {nb.title}",
         "",
-        f"Built {iso(nb.created)} from `{nb.root}` ({nb.n_runs} runs).",
-        "",
-        "## Findings",
+        f"Built {iso(nb.created)} from `{nb.root}` ({_runs(nb.n_runs)} recorded, "
+        f"{len(nb.claims)} findings).",
         "",
     ]
+    if nb.intro:
+        out += [nb.intro, ""]
+    out += ["## Findings", ""]
     for c in nb.claims:
         f = c.finding
         out += [
@@ -274,10 +337,20 @@ def render_markdown(nb: Notebook, figures: Path) -> str:
                     out += [f"*{fig.caption}: {fig.missing}*", ""]
                     continue
                 ext = {"image/png": ".png", "image/svg+xml": ".svg", "image/jpeg": ".jpg"}[fig.mime]
-                name = f"F{f.id}-run{e.run.id}-{i}{ext}"
-                figures.mkdir(parents=True, exist_ok=True)
-                (figures / name).write_bytes(fig.data)
-                out += [f"![{fig.caption}]({figures.name}/{name})", "", f"*{fig.caption}*", ""]
+                name = _write_figure(figures, f"F{f.id}-run{e.run.id}-{i}{ext}", fig.data)
+                out += [f"![{fig.caption}]({name})", "", f"*{fig.caption}*", ""]
+    if nb.sections:
+        out += ["## Analyses", ""]
+    for k, x in enumerate(nb.sections, 1):
+        out += [f"### {x.title}", ""] + ([x.text, ""] if x.text else [])
+        out += [f"> {c}\n" for c in x.claims] + [f"- caveat: {c}" for c in x.caveats]
+        out += [""] if x.caveats else []
+        for i, (caption, png) in enumerate(x.figures):
+            name = _write_figure(figures, f"section{k}-{i}.png", png)
+            out += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+        for header, rows in x.tables:
+            out += [_md_table(header, [[_value(v) for v in r] for r in rows]), ""]
+        out += [f"- [{label}]({href})" for label, href in x.links] + ([""] if x.links else [])
     out += ["## Limitations", ""] + [f"- {x}" for x in nb.limitations or ("None noted.",)] + [""]
     out += ["## Hypotheses", ""]
     out += [
@@ -325,19 +398,21 @@ def render_markdown(nb: Notebook, figures: Path) -> str:
         f"Rebuild with `interplab report --project {nb.root}`.",
         "",
     ]
-    for r in repro_rows(nb):
+    for r in nb.repro:
+        rerun = r.rerun if r.rerun.startswith("cannot") else f"`{r.rerun}`"
         out += [
-            f"### Run {r['run']}",
+            f"### Run {r.run}",
             "",
-            f"- re-run: `{r['rerun']}`",
-            f"- command: `{r['command']}`",
-            f"- model: {r['model']}",
-            f"- data sha256: {r['data']}",
-            f"- seed: {r['seed']}",
-            f"- git: {r['git']}",
-            f"- versions: {r['versions']}",
+            f"- re-run: {rerun}",
+            f"- calls again: {r.calls or '–'}",
+            f"- command: `{r.command}`",
+            f"- model: {r.model}",
+            f"- data sha256: {r.data}",
+            f"- seed: {r.seed}",
+            f"- git: {r.git}",
+            f"- versions: {r.versions}",
         ]
-        out += [f"- artifact {n}: sha256 {sha}" for n, sha in r["artifacts"]] + [""]
+        out += [f"- artifact {n}: sha256 {sha}" for n, sha in r.artifacts] + [""]
     return "\n".join(out)
 
 
@@ -351,11 +426,19 @@ def write(nb: Notebook, folder: str | Path) -> tuple[Path, Path]:
 
 
 def write_project_report(
-    project: Project, folder: str | Path | None = None, *, title: str | None = None, seed: int = 0
+    project: Project,
+    folder: str | Path | None = None,
+    *,
+    title: str | None = None,
+    seed: int = 0,
+    intro: str = "",
+    sections: Sequence[Section] = (),
 ) -> tuple[Path, Path]:
-    """Builds the report of ``project`` and writes it (default: ``<project>/report/``); returns
-    the HTML page and the Markdown file."""
-    return write(build(project, title=title, seed=seed), folder or project.root / "report")
+    """Builds the report of ``project`` and writes ``index.html`` and ``report.md`` into
+    ``folder`` (default: ``<project>/report/``); returns both paths. ``intro`` (HTML) opens the
+    page; ``sections`` (e.g. the demo's analyses) follow the findings."""
+    nb = build(project, title=title, seed=seed, intro=intro, sections=sections)
+    return write(nb, folder or project.root / "report")
 
 
 __all__ = ["render_html", "render_markdown", "write", "write_project_report"]
