@@ -3,7 +3,8 @@
 1. Read the file's first 100 bytes: an SQLite file whose application id is interplab's. A file
    that is empty, not SQLite, or another program's database is refused before SQLite opens it.
 2. Open it read-only and read the schema version and the table list. A newer version, missing
-   tables or a damaged page is refused; a read-only connection cannot change the file.
+   tables or a damaged page is refused; a read-only connection cannot change the file, and
+   it writes nothing beside it (no -wal or -shm files) unless the store is already open.
 3. Only then open it for writing: WAL journal (readers never block the writer; a killed process
    never leaves a half transaction), ``synchronous=NORMAL``, a busy timeout so parallel writers
    wait for each other, foreign keys on; migrate an older schema (`schema.migrate`).
@@ -57,7 +58,13 @@ def check_header(path: Path) -> None:
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    # With no -wal file beside it, nobody has the store open and it holds no uncommitted pages:
+    # ``immutable`` then reads it without creating the -wal and -shm files a WAL database
+    # otherwise gets even from a read-only connection, so a refused file is left as it was.
+    # With a -wal file, it is read the ordinary way (the WAL may hold committed pages).
+    wal = path.with_name(path.name + "-wal")
+    flags = "mode=ro" + ("" if wal.exists() else "&immutable=1")
+    uri = f"file:{quote(str(path.resolve()))}?{flags}"
     return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
 

@@ -166,10 +166,11 @@ def _sha(path: Path) -> str:
 
 
 def _refused(path: Path, match: str) -> None:
-    before = _sha(path)
+    before, files = _sha(path), sorted(os.listdir(path.parent))
     with pytest.raises(StoreError, match=match):
         Project.open(path)
     assert _sha(path) == before, "a refused file must never be modified"
+    assert sorted(os.listdir(path.parent)) == files, "nothing is written beside it either"
 
 
 def test_empty_and_non_sqlite_files_are_refused_untouched(tmp_path):
