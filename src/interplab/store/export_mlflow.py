@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from interplab.store.project import Project
     from interplab.store.records import RunRecord
 
-INSTALL = "pip install mlflow"
+INSTALL = "pip install 'interplab[notebook]'"
 _PARAM_VALUE_MAX = 6000
 
 
@@ -67,8 +67,8 @@ def export_mlflow(project: Project, to: str | Path, *, experiment: str = "interp
         from mlflow.tracking import MlflowClient  # pyright: ignore[reportMissingImports]
     except ImportError:
         raise StoreError(
-            f"exporting to MLflow needs the optional package mlflow: `{INSTALL}` "
-            "(interplab itself never needs it)"
+            f"exporting to MLflow needs MLflow's client: `{INSTALL}` (mlflow-skinny with its "
+            "SQLite backend) or `pip install mlflow`; interplab itself never needs it"
         ) from None
     db = Path(str(to).removeprefix("sqlite:///")).expanduser().resolve()
     db.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ def test_finished_runs_are_exported_once(project, tmp_path):
     assert export_mlflow(project, target) == 0  # already there
     client = MlflowClient(tracking_uri=f"sqlite:///{target}")
     exp = client.get_experiment_by_name("interplab")
+    assert exp is not None
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.params["shift"] == "1.0" and run.data.tags["interplab.run_id"] == "1"
     assert run.data.metrics["n"] == len(PROMPTS) and run.data.metrics["n_tests"] == 4
