@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -88,12 +90,51 @@ def put_file(folder: Path, source: str | Path) -> Stored:
 
 
 def result_dict(result: Any) -> dict[str, Any]:
-    """Returns a result's fields through the results codec (``Result.to_dict`` of the base
-    class): keys a subclass derives, such as a summary that needs a bootstrap, are left out;
-    `interplab.results.load` ignores them anyway and they are recomputed on demand."""
+    """Returns a result's fields as the results codec writes them (`interplab.results.base.encode`,
+    field by field, as the base class's ``to_dict``), nested results included: keys a subclass
+    derives in its own ``to_dict``, such as a summary that needs a bootstrap (a patching grid's
+    control sweep computes one), are left out; `interplab.results.load` ignores them anyway and
+    they are recomputed on demand. Float arrays without NaN or inf skip the codec's per-number
+    loop (the JSON is the same)."""
     from interplab.results.base import Result
 
-    return Result.to_dict(result) if isinstance(result, Result) else result.to_dict()
+    if not isinstance(result, Result):
+        return result.to_dict()
+    out: dict[str, Any] = {"technique": result.technique}
+    for f in dataclasses.fields(result):  # type: ignore[arg-type]
+        out[f.name] = _field(getattr(result, f.name))
+    return out
+
+
+def _plain(x: Any) -> bool:
+    """Whether ``x`` is already what the codec would make of it: strings, ints, bools, None
+    and finite floats, in lists and tuples (JSON writes a tuple as a list, as the codec does)."""
+    t = type(x)
+    if t is str or t is int or t is bool or x is None:
+        return True
+    if t is float:
+        return math.isfinite(x)
+    if t is list or t is tuple:
+        return all(_plain(v) for v in x)
+    return False
+
+
+def _field(value: Any) -> Any:
+    from interplab.results.base import Result, encode
+
+    if _plain(value):  # token strings, prompts, labels: nothing for the codec to change
+        return value
+    if isinstance(value, Result):
+        return result_dict(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        flat = value.ravel()
+        if bool(np.isfinite(flat).all()):  # the codec's per-number check would change nothing
+            return {"__array__": value.dtype.str, "shape": list(value.shape), "data": flat.tolist()}
+    if isinstance(value, list | tuple) and any(isinstance(v, Result) for v in value):
+        return [_field(v) for v in value]
+    if isinstance(value, dict) and any(isinstance(v, Result) for v in value.values()):
+        return {str(k): _field(v) for k, v in value.items()}
+    return encode(value)
 
 
 def put_result(folder: Path, result: Result) -> Stored:
