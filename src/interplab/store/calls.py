@@ -260,6 +260,12 @@ def _allowed(module: str, allow: Iterable[str]) -> bool:
 
 def _import(path: str, allow: Iterable[str], what: str) -> Any:
     module, _, qual = path.partition(":")
+    if module == "__main__":
+        raise StoreError(
+            f"the stored call names {what} {qual} of a script that was run directly (__main__), "
+            "which cannot be imported again; move it into a module, or register how to re-run "
+            "the technique (interplab.store.rerun.register)"
+        )
     if not _allowed(module, allow):
         raise StoreError(
             f"the stored call names {what} {path}, outside interplab; allow its module with "

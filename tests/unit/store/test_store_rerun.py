@@ -127,3 +127,11 @@ def test_a_stored_call_names_only_a_function_recorded_for_that_technique(project
         conn.execute("UPDATE runs SET technique = 'fake_sweep_other' WHERE id = 1")
     with pytest.raises(StoreError, match="not the function that recorded 'fake_sweep_other'"):
         project.rerun(1, modules=["fake_technique"])
+
+
+def test_a_function_of_a_script_run_directly_says_it_cannot_be_imported_again(project):
+    from interplab.store import calls
+
+    call = calls.StoredCall("__main__:toy_sweep", {})
+    with pytest.raises(StoreError, match=r"run directly \(__main__\).*register"):
+        calls.resolve_function(call, "toy_sweep")
