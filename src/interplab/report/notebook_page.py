@@ -48,8 +48,8 @@ figure{margin:1em 0} figcaption{color:#555;font-size:.9em}
 """
 
 
-def _runs(n: int) -> str:
-    return f"{n} run" if n == 1 else f"{n} runs"
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _num(x: float | None, digits: str = ".3g") -> str:
@@ -159,9 +159,10 @@ def render_html(nb: Notebook) -> str:
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{_h(nb.title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_h(nb.title)}</h1>",
-        f"<p class='lede'>Built {_h(iso(nb.created))} from {_h(nb.root)} ({_runs(nb.n_runs)} "
-        f"recorded, {len(nb.claims)} findings). Findings first; each names how many tests "
-        "stand behind it and whether its evidence was pre-registered.</p>",
+        f"<p class='lede'>Built {_h(iso(nb.created))} from {_h(nb.root)} "
+        f"({_count(nb.n_runs, 'run')} recorded, {_count(len(nb.claims), 'finding')}). Findings "
+        "first; each names how many tests stand behind it and whether its evidence was "
+        "pre-registered.</p>",
     ]
     if nb.intro:
         p.append(f"<p class='lede'>{nb.intro}</p>")
@@ -204,6 +205,8 @@ def render_html(nb: Notebook) -> str:
         else "<p>None written.</p>"
     )
     p.append("</section><section id='sprints'><h2>Sprints</h2>")
+    if not nb.sprints:
+        p.append("<p>None started.</p>")
     for s in nb.sprints:
         sp = s.sprint
         p.append(f"<h3>S{sp.id}. {_h(sp.name)}</h3><p>{_h(sp.goal)}</p>")
@@ -311,8 +314,8 @@ def render_markdown(nb: Notebook, figures: Path) -> str:
     out = [
         f"# {nb.title}",
         "",
-        f"Built {iso(nb.created)} from `{nb.root}` ({_runs(nb.n_runs)} recorded, "
-        f"{len(nb.claims)} findings).",
+        f"Built {iso(nb.created)} from `{nb.root}` ({_count(nb.n_runs, 'run')} recorded, "
+        f"{_count(len(nb.claims), 'finding')}).",
         "",
     ]
     if nb.intro:
