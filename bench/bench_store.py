@@ -4,15 +4,21 @@
    for a precomputed result ``r`` (so only the recording is timed: the start row, the git probe,
    the heartbeat thread, the result JSON, the artifact rows, the end row), for a tiny result and
    for a synthetic result the size of the demo's patching grid (16 pairs x 31 layers x 15
-   positions, task and control). The summary is not part of recording (computed on first
+   positions, task and control); then a `store.recorded` function that returns that grid,
+   called with the demo's 16 IOI pairs and a steering-size array (the call is stored too), less
+   the same function undecorated. The summary is not part of recording (computed on first
    request from the stored result); its cost is shown on its own line.
-2. With ``--real``: the demo's logit lens and direct logit attribution on the embedded model:
-   the run's time, and the time to record its result, as a share of the run.
-3. Listing: 10,000 runs written in one transaction (config, model, versions, a summary and its
+2. With ``--real``: four of the demo's runs on the embedded model (logit lens, direct logit
+   attribution, activation patching of resid_pre with its control, happiness steering): the
+   run's time, and the time to store its call and record its result (what `store.recorded`
+   adds), as a share of the run.
+3. With ``--results PROJECT``: recording each result a project already holds (e.g. the demo's,
+   ``reports/demo/project``), read back from its store: every result type the demo makes.
+4. Listing: 10,000 runs written in one transaction (config, model, versions, a summary and its
    headline), then ``Project.runs()`` for all of them, the newest 30, one technique, and the
    CLI's ``interplab runs --limit 0 --plain`` as a fresh process (Python start-up included).
 
-Run: ``python bench/bench_store.py [--real] [--runs 10000]``.
+Run: ``python bench/bench_store.py [--real] [--results PROJECT] [--runs 10000]``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from interplab import store
+from interplab.data import ContrastPair
 from interplab.provenance import Provenance
 from interplab.results.base import Result
 from interplab.stats import Summary, summarize
@@ -108,6 +116,8 @@ def overhead(project: Project, repeats: int) -> list[tuple[str, float]]:
         )
     )
     os.chdir(here)
+    rows.append(("a recorded call (16 IOI pairs, a [30, 576] array) less the bare call",
+                 _decorated(project, demo, repeats)))  # fmt: skip
     rows += [
         (
             "for comparison: result.to_json (indented: json's Python encoder)",
@@ -118,34 +128,124 @@ def overhead(project: Project, repeats: int) -> list[tuple[str, float]]:
     return rows
 
 
+def _ioi_pairs() -> list[ContrastPair]:
+    template = "When {A} and {B} went to the store, {S} gave a drink to"
+    names = [("Mary", "John"), ("Tom", "Anna"), ("James", "Sarah"), ("Paul", "Emma"),
+             ("David", "Lisa"), ("Mark", "Kate"), ("Peter", "Jane"), ("Steve", "Amy")]  # fmt: skip
+    return [
+        ContrastPair(
+            template.format(A=io, B=s, S=s), template.format(A=s, B=io, S=io), " " + io, " " + s
+        )
+        for a, b in names
+        for io, s in ((a, b), (b, a))
+    ]
+
+
+_RESULT: list[Result] = []
+
+
+@store.recorded("bench_grid", inputs="pairs")
+def recorded_grid(pairs: list[ContrastPair], vector: np.ndarray, *, seed: int = 0) -> Result:
+    """Returns the precomputed result at once: a technique whose compute takes no time."""
+    return _RESULT[0]
+
+
+def _decorated(project: Project, result: Result, repeats: int) -> float:
+    """Returns the median time a `store.recorded` function adds to a call that returns
+    ``result`` at once, called with demo-size arguments."""
+    os.environ["INTERPLAB_PROJECT"] = str(project.root)
+    _RESULT[:] = [result]
+    bare = recorded_grid.__wrapped__  # pyright: ignore[reportFunctionMemberAccess]
+    pairs, vector = _ioi_pairs(), np.random.default_rng(0).normal(size=(30, 576)).astype("f4")
+    with_store = _median(lambda: recorded_grid(pairs, vector, seed=1), repeats)
+    last = project.runs(limit=1)[0]
+    call = project.stored_call(last.id)
+    assert call is not None and call.not_stored is None and call.arrays, "the call was not stored"
+    return with_store - _median(lambda: bare(pairs, vector, seed=1), repeats)
+
+
+def _recording_cost(project: Project, fn: Callable[..., Result], args: tuple, kwargs: dict,
+                    result: Result) -> float:  # fmt: skip
+    """Returns the median time of what `store.recorded` adds to a call of ``fn``: binding and
+    storing the call, and recording the finished result."""
+    import inspect
+
+    from interplab.store.calls import encode_call
+
+    def record() -> None:
+        bound = inspect.signature(fn).bind(*args, **kwargs).arguments
+        call = encode_call(fn, bound)
+        with project.recording(fn.__name__, inputs=bound.get("prompts") or bound.get("pairs"),
+                               call=call) as run:  # fmt: skip
+            run.finish(result)
+
+    return _median(record, 7)
+
+
 def real(project: Project) -> list[tuple[str, float, float]]:
-    """Returns (technique, seconds per run, seconds to record its result) for two of the demo's
-    techniques. Timing the recording of the finished result, rather than a recorded run minus a
-    plain one, keeps the noise of a shared machine out of a difference of two large numbers."""
+    """Returns (technique, seconds per run, seconds to store its call and record its result) for
+    four of the demo's runs. Timing what recording adds to the finished run, rather than a
+    recorded run minus a plain one, keeps the noise of a shared machine out of a difference of
+    two large numbers."""
     import interplab
+    from interplab.data.sentiment_prompts import NEUTRAL_PROMPTS
     from interplab.demo import PARIS_PROMPTS, ioi_prompts
-    from interplab.techniques.dla import direct_logit_attribution
-    from interplab.techniques.lens import logit_lens
+    from interplab.techniques import (
+        activation_patching,
+        direct_logit_attribution,
+        happiness_vector,
+        logit_lens,
+        steer,
+    )
 
     model = interplab.load()
     prompts, io, s = ioi_prompts()
-    jobs: list[tuple[str, Callable[[], Result]]] = [
-        ("logit_lens", lambda: logit_lens(model, PARIS_PROMPTS, target=" Paris")),
+    vector = happiness_vector(model, layers=6)
+    jobs: list[tuple[Callable[..., Result], tuple, dict, int]] = [
+        (logit_lens, (model, PARIS_PROMPTS), {"target": " Paris"}, 3),
+        (direct_logit_attribution, (model, prompts), {"target": io, "baseline": s}, 3),
         (
-            "direct_logit_attribution",
-            lambda: direct_logit_attribution(model, prompts, target=io, baseline=s),
+            activation_patching,
+            (model, _ioi_pairs()),
+            {"components": ("resid_pre",), "progress": False},
+            1,
+        ),
+        (
+            steer,
+            (model, list(NEUTRAL_PROMPTS[:8]), vector),
+            {"coefficients": (0.0, 4.0, 8.0), "n_random": 2, "max_new_tokens": 16},
+            1,
         ),
     ]
     out = []
-    for name, job in jobs:
-        result = job()  # warm-up, and the result whose recording is timed
-        plain_s = statistics.median(_time(job) for _ in range(3))
+    for fn, args, kwargs, repeats in jobs:
+        result = fn(
+            *args, **kwargs, record=False
+        )  # warm-up, and the result whose recording is timed
+        plain_s = statistics.median(
+            _time(lambda fn=fn, args=args, kwargs=kwargs: fn(*args, **kwargs, record=False))
+            for _ in range(repeats)
+        )
+        out.append((fn.__name__, plain_s, _recording_cost(project, fn, args, kwargs, result)))
+    return out
 
-        def record(name: str = name, result: Result = result) -> None:
-            with project.recording(name, model_info=model.info) as run:
-                run.finish(result)
 
-        out.append((name, plain_s, _median(record, 7)))
+def stored(project: Project, source: Path, repeats: int) -> list[tuple[str, float]]:
+    """Returns (technique and size, seconds) for recording each result ``source`` stores."""
+    out = []
+    with Project.open(source) as src:
+        for run in sorted(src.runs(status="done"), key=lambda r: r.id):
+            art = src.run(run.id).artifact("result")  # listings carry no artifacts
+            if art is None:
+                continue
+            result = src.result(run.id)
+
+            def record(result: Result = result, name: str = run.technique) -> None:
+                with project.recording(name) as handle:
+                    handle.finish(result)
+
+            label = f"record run {run.id}'s {run.technique} ({art.bytes / 1e3:,.0f} kB of JSON)"
+            out.append((label, _median(record, repeats)))
     return out
 
 
@@ -201,16 +301,21 @@ def listing(project: Project, n: int) -> list[tuple[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", action="store_true", help="also time the demo's lens and DLA")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--real", action="store_true", help="also time four of the demo's runs")
+    parser.add_argument("--results", type=Path, help="also record each result of this project")
     parser.add_argument("--runs", type=int, default=10_000, help="runs in the listing project")
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
+    results = None if args.results is None else args.results.resolve()  # before the chdir
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         with Project.init(Path(tmp) / "overhead") as p:
             for what, s in overhead(p, args.repeats):
                 print(f"{what:62s} {s * 1e3:9.1f} ms")
+            if results is not None:
+                for what, s in stored(p, results, args.repeats):
+                    print(f"{what:62s} {s * 1e3:9.1f} ms")
             if args.real:
                 for name, run_s, rec_s in real(p):
                     print(f"{name:30s} run {run_s * 1e3:8.0f} ms; recording it "

@@ -120,7 +120,9 @@ def _plain(x: Any) -> bool:
 
 
 def _field(value: Any) -> Any:
+    from interplab.provenance import Provenance
     from interplab.results.base import Result, encode
+    from interplab.sites import Site
 
     if _plain(value):  # token strings, prompts, labels: nothing for the codec to change
         return value
@@ -130,6 +132,12 @@ def _field(value: Any) -> Any:
         flat = value.ravel()
         if bool(np.isfinite(flat).all()):  # the codec's per-number check would change nothing
             return {"__array__": value.dtype.str, "shape": list(value.shape), "data": flat.tolist()}
+    if (
+        dataclasses.is_dataclass(value)
+        and not isinstance(value, type)
+        and not isinstance(value, Provenance | Site)
+    ):  # a plain dataclass (probe directions): field by field, as the codec does
+        return {f.name: _field(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list | tuple) and any(isinstance(v, Result) for v in value):
         return [_field(v) for v in value]
     if isinstance(value, dict) and any(isinstance(v, Result) for v in value.values()):

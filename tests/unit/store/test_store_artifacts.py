@@ -32,7 +32,8 @@ def _text(d: dict) -> str:
 
 
 def test_a_result_is_stored_as_the_codec_writes_it_with_nan_and_nested_results(tmp_path):
-    from interplab.techniques import activation_patching, logit_lens
+    from interplab.data.labelled import LabelledDataset
+    from interplab.techniques import activation_patching, linear_probe, logit_lens
 
     model = tiny_model("llama")
     patched = activation_patching(model, token_pairs(n=4), progress=False, record=False)
@@ -54,3 +55,7 @@ def test_a_result_is_stored_as_the_codec_writes_it_with_nan_and_nested_results(t
     model.tokenizer = CharTokenizer()
     lens = logit_lens(model, ["hello", "a cat"], k=3, record=False)
     assert _text(result_dict(lens)) == _text(_reference(lens))  # nested token strings
+    texts = tuple(f"{w}{'ab'[i % 2]}" for i, w in enumerate(["cd", "efg", "hi", "jkl"] * 4))
+    data = LabelledDataset("last", texts, tuple(i % 2 for i in range(16)), ("",) * 16, ("a", "b"))
+    probe = linear_probe(model, data, folds=2, n_controls=1, n_resamples=100, record=False)
+    assert _text(result_dict(probe)) == _text(_reference(probe))  # nested probe directions
