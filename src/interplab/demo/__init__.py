@@ -18,6 +18,7 @@ store, with the exact commands and hashes to re-run each number.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import time
@@ -124,6 +125,37 @@ def _latest_run(project: store.Project, technique: str) -> int:
     if not runs:
         raise RuntimeError(f"the demo expected a recorded {technique} run")
     return runs[0].id
+
+
+SECTIONS = ("sae", "das", "graph", "audit")
+"""The sections in their own modules (``interplab/demo/<name>.py``, ``section(model, out_dir,
+console) -> Section``), in page order; what they train is cached, so a second run is fast. The
+SAE and DAS sections train in minutes on first use; the graph and audit sections need a model
+trained for much longer (transcoders for every layer; a Taboo organism), so they run only once
+that is cached, and the page says how to make it."""
+
+
+def _not_cached(name: str, model: Model) -> str:
+    """Returns why a section cannot run on this machine yet ('' when it can)."""
+    if name == "graph":
+        from interplab.techniques.graphs import recipe
+
+        if recipe.cached(model, "quick") is None:
+            return (
+                "the attribution graph needs per-layer transcoders; train the quick set once "
+                "with `python -m interplab.techniques.graphs.recipe quick` (tens of minutes on "
+                "two cores) and run the demo again"
+            )
+    if name == "audit":
+        from interplab.demo.audit import ORGANISM
+        from interplab.techniques.organisms import registry
+
+        if not registry.get(ORGANISM).ready:
+            return (
+                f"the auditing game needs the Taboo organism {ORGANISM}; train it once with "
+                "`make organisms` (about 17 minutes on two cores) and run the demo again"
+            )
+    return ""
 
 
 def run_demo(
@@ -288,9 +320,16 @@ def _run_demo(out_dir: Path, project: store.Project, model: Model | None, consol
     report.add(_tracing_section(model, out_dir, console))
     report.add(_probe_section(model, out_dir, console))
     report.add(_steering_section(model, out_dir, console))
-    from interplab.demo import sae
-
-    report.add(sae.section(model, out_dir, console))
+    for name in SECTIONS:
+        missing = _not_cached(name, model)
+        if missing:
+            console.print(f"[yellow]{name} section left out: {missing}[/]")
+            report.add(Section(title=f"({name}: left out of this run)", text=missing))
+            continue
+        began = time.perf_counter()
+        module = importlib.import_module(f"interplab.demo.{name}")
+        report.add(module.section(model, out_dir, console))
+        console.print(f"[dim]{name} section: {time.perf_counter() - began:.0f} s[/]")
     _findings(project, lens, dla, h_late.id, h_ioi.id)
     project.sprint_end(
         tried="logit lens, DLA, activation/attribution/path patching, tracing, a probe, steering",

@@ -2,6 +2,15 @@
 
 from interplab.techniques._rerun import register as _register_reruns
 from interplab.techniques.activations import Activations, gather_activations
+from interplab.techniques.audit import audit, register_contestant
+from interplab.techniques.blackbox import (
+    ChatTemplate,
+    SamplingConfig,
+    elicit,
+    prompt_sweep,
+    sample,
+    thought_anchors,
+)
 from interplab.techniques.causal_abstraction import (
     AbstractionTask,
     CausalModel,
@@ -53,6 +62,7 @@ from interplab.techniques.patching import (
     compare_ablations,
     compare_with_activation_patching,
     control_pairs,
+    feature_patching,
     path_patching,
     verified_patching,
 )
@@ -74,6 +84,7 @@ from interplab.techniques.steering import (
     SteeringResult,
     SteeringVector,
     SteeringVectorConfig,
+    feature_vector,
     happiness_score,
     happiness_vector,
     steer,
@@ -110,6 +121,7 @@ __all__ = [
     "AttributionResult",
     "Behaviour",
     "CausalModel",
+    "ChatTemplate",
     "Comparison",
     "ControlComparison",
     "CounterfactualDataset",
@@ -132,6 +144,7 @@ __all__ = [
     "ProbeDirections",
     "ProbeResult",
     "Samples",
+    "SamplingConfig",
     "SteerConfig",
     "SteeringResult",
     "SteeringVector",
@@ -151,6 +164,7 @@ __all__ = [
     "atp_star",
     "attribution_graph",
     "attribution_patching",
+    "audit",
     "causal_tracing",
     "compare_ablation",
     "compare_ablations",
@@ -160,7 +174,10 @@ __all__ = [
     "das",
     "direct_logit_attribution",
     "direction_components",
+    "elicit",
     "factual_subjects",
+    "feature_patching",
+    "feature_vector",
     "fit_probes",
     "gather_activations",
     "happiness_score",
@@ -175,11 +192,15 @@ __all__ = [
     "path_patching",
     "probe_activations",
     "probe_transfer",
+    "prompt_sweep",
+    "register_contestant",
+    "sample",
     "steer",
     "steering_interventions",
     "steering_vector",
     "stratified_folds",
     "subsample",
+    "thought_anchors",
     "top_examples",
     "transfer_activations",
     "verified_patching",
