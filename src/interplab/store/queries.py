@@ -16,6 +16,7 @@ total, and the values its filters offer. Everything here is a read (plus the sta
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -176,6 +177,7 @@ class RunState:
     heartbeat: float
     ended: float | None
     error: str | None
+    progress: str | None = None  # JSON [description, done, total] of the run's latest bar
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         """Returns the state as JSON types, with the seconds elapsed and since the heartbeat."""
@@ -189,6 +191,7 @@ class RunState:
             "error": self.error,
             "elapsed": (self.ended if self.ended is not None else now) - self.started,
             "heartbeat_age": now - self.heartbeat,
+            "progress": json.loads(self.progress) if self.progress else None,
         }
 
 
@@ -202,7 +205,8 @@ def run_states(project: Project, ids: list[int], *, stale_check: bool = True) ->
     marks = ",".join("?" * len(ids))
     with project.read() as conn:
         rows = conn.execute(
-            f"SELECT id, status, started, heartbeat, ended, error FROM runs WHERE id IN ({marks}) "
+            f"SELECT id, status, started, heartbeat, ended, error, progress FROM runs "
+            f"WHERE id IN ({marks}) "
             "ORDER BY id",
             ids,
         ).fetchall()

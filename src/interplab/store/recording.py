@@ -33,6 +33,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from interplab import progress
 from interplab.provenance import data_hash, jsonable
 from interplab.store import artifacts as files
 from interplab.store import capture
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from interplab.store.project import Project
 
 HEARTBEAT_S = 30.0
+PROGRESS_S = 2.0
+"""How often a running run's progress is written while it changes."""
 STALE_AFTER_S = 300.0
 """A running run whose heartbeat is older than this is taken as dead, whatever its host."""
 
@@ -111,20 +114,45 @@ def _config_dict(config: Any) -> dict[str, Any]:
 
 
 class _Heartbeat(threading.Thread):
+    """Writes the run's heartbeat every `HEARTBEAT_S` and its progress (the latest progress bar
+    any code in the run drew, heard through `interplab.progress.listen`) at most every
+    `PROGRESS_S` while it changes."""
+
     def __init__(self, project: Project, run_id: int) -> None:
         super().__init__(name=f"interplab-heartbeat-{run_id}", daemon=True)
         self._db, self._run, self._stop = project.location.db, run_id, threading.Event()
+        self._progress: tuple[str, int, int] | None = None
+        self._remove = progress.listen(self._heard)
+
+    def _heard(self, description: str, done: int, total: int) -> None:
+        self._progress = (description, done, total)
 
     def run(self) -> None:
         conn = None
+        written: tuple[str, int, int] | None = None
+        beat = time.monotonic()
         try:
-            while not self._stop.wait(HEARTBEAT_S):
+            while not self._stop.wait(PROGRESS_S):
+                now = time.monotonic()
+                latest = self._progress
+                due = now - beat >= HEARTBEAT_S
+                if latest == written and not due:
+                    continue
                 conn = conn or connect(self._db)
                 with transaction(conn, self._db):
-                    conn.execute(
-                        "UPDATE runs SET heartbeat = ? WHERE id = ? AND status = 'running'",
-                        (time.time(), self._run),
-                    )
+                    if latest != written and latest is not None:
+                        conn.execute(
+                            "UPDATE runs SET progress = ?, heartbeat = ? WHERE id = ? AND "
+                            "status = 'running'",
+                            (json.dumps(list(latest)), time.time(), self._run),
+                        )
+                        written = latest
+                    else:
+                        conn.execute(
+                            "UPDATE runs SET heartbeat = ? WHERE id = ? AND status = 'running'",
+                            (time.time(), self._run),
+                        )
+                beat = now
         except StoreError:
             pass  # a busy or vanished store: the run's own writes will say so
         finally:
@@ -132,6 +160,7 @@ class _Heartbeat(threading.Thread):
                 conn.close()
 
     def stop(self) -> None:
+        self._remove()
         self._stop.set()
 
 

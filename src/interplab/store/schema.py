@@ -155,6 +155,8 @@ def _backfill_headlines(conn: sqlite3.Connection) -> None:
 
 _V4 = ("ALTER TABLE runs ADD COLUMN headline TEXT",)
 
+_V5 = ("ALTER TABLE runs ADD COLUMN progress TEXT",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and their artifacts", _V1),
     Migration(2, "the research log: sprints, notes, hypotheses, findings", _V2),
@@ -165,6 +167,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _V4,
         _backfill_headlines,
     ),
+    Migration(5, "a running run's progress (its current progress bar)", _V5),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

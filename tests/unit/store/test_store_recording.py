@@ -210,3 +210,30 @@ def test_diff_lists_config_and_number_differences(project):
     assert d.setup.matches  # same model, seed, data, code
     assert d.numbers is not None and not d.numbers.matches
     assert any(x.path.startswith("mean[") for x in d.numbers.differences)
+
+
+def test_a_running_runs_progress_is_in_the_store_while_it_runs(project, monkeypatch):
+    import time
+
+    from interplab.progress import progress_bar
+    import sys
+
+    from interplab.store import queries
+
+    recording_module = sys.modules["interplab.store.recording"]
+
+    monkeypatch.setattr(recording_module, "PROGRESS_S", 0.05)
+    monkeypatch.setattr(sys.modules["interplab.progress"], "LISTEN_INTERVAL_S", 0.0)
+    with project.recording("fake_sweep") as run, progress_bar(10, "cells", False) as advance:
+        advance(4)
+        deadline = time.monotonic() + 10
+        state = None
+        while time.monotonic() < deadline:
+            state = queries.run_states(project, [run.id], stale_check=False)[0].to_dict()
+            if state["progress"] == ["cells", 4, 10]:
+                break
+            time.sleep(0.05)
+        assert state is not None and state["progress"] == ["cells", 4, 10]
+        advance(6)
+    done = queries.run_states(project, [run.id], stale_check=False)[0]
+    assert done.status == "done"

@@ -128,6 +128,12 @@
   }
   function statusHtml(s) { return '<span class="status status-' + s + '">' + s + '</span>'; }
 
+  function progressText(s) {
+    if (!s.progress) { return ''; }
+    var p = s.progress;
+    return ', ' + p[0] + ' ' + p[1] + '/' + p[2] + (p[2] ? ' (' + Math.floor(100 * p[1] / p[2]) + '%)' : '');
+  }
+
   function pollRows() {
     var rows = document.querySelectorAll('tr.run-row[data-live="1"]');
     if (!rows.length) { return; }
@@ -138,7 +144,7 @@
         if (!row) { return; }
         row.querySelector('.status-cell').innerHTML = statusHtml(s.status);
         row.querySelector('.elapsed').textContent = s.status === 'running'
-          ? 'running ' + fmtDuration(s.elapsed) + ', heartbeat ' + fmtDuration(s.heartbeat_age) + ' ago'
+          ? 'running ' + fmtDuration(s.elapsed) + progressText(s) + ', heartbeat ' + fmtDuration(s.heartbeat_age) + ' ago'
           : fmtDuration(s.elapsed);
         if (s.status !== 'running') { row.removeAttribute('data-live'); }
       });
@@ -162,7 +168,7 @@
       var s = data.runs[0];
       if (!s) { return; }
       if (s.status === 'running') {
-        document.getElementById('run-elapsed').textContent = 'running for ' + fmtDuration(s.elapsed);
+        document.getElementById('run-elapsed').textContent = 'running for ' + fmtDuration(s.elapsed) + progressText(s);
         var hb = document.getElementById('run-heartbeat');
         if (hb) { hb.textContent = 'heartbeat ' + fmtDuration(s.heartbeat_age) + ' ago'; }
         return;
