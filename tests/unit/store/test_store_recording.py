@@ -213,11 +213,10 @@ def test_diff_lists_config_and_number_differences(project):
 
 
 def test_a_running_runs_progress_is_in_the_store_while_it_runs(project, monkeypatch):
+    import sys
     import time
 
     from interplab.progress import progress_bar
-    import sys
-
     from interplab.store import queries
 
     recording_module = sys.modules["interplab.store.recording"]
