@@ -340,16 +340,16 @@ def _run_demo(out_dir: Path, project: store.Project, model: Model | None, consol
     )
     from interplab.report.notebook_page import write_project_report
 
-    notebook, _ = write_project_report(
-        project, out_dir / "notebook", title="interplab demo project"
-    )
+    # The page is the project's report: findings first (with the runs behind them), the
+    # analyses below, then limitations, examples and the commands that re-run every number.
     report.intro += (
         f" Every run is recorded in the research project <code>project/</code> "
-        f"({project.count_runs()} runs); its report, with the hypotheses written before the "
-        "runs, the findings with their evidence and the commands to re-run them, is "
-        f"<a href='notebook/{notebook.name}'>notebook/{notebook.name}</a>."
+        f"({project.count_runs()} runs): the hypotheses were written before the runs that test "
+        "them, and <code>interplab rerun</code> repeats any of them."
     )
-    path = report.write(out_dir / "index.html")
+    path, _ = write_project_report(
+        project, out_dir, title=report.title, intro=report.intro, sections=report.sections
+    )
     console.print(f"[bold green]wrote[/] {path} ({time.perf_counter() - started:.0f} s)")
     return path
 
