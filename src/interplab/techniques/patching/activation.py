@@ -38,7 +38,6 @@ from torch import Tensor
 
 from interplab.core.interventions import Ablate
 from interplab.core.model import Model, Tokens
-from interplab.provenance import Provenance
 from interplab.results.patching import Direction, PatchingError, PatchingResult, Per, Source
 from interplab.sites import Site
 from interplab.store import recorded
@@ -146,18 +145,7 @@ def activation_patching(
         effects=effects,
         clean=clean_m.double().cpu().numpy(),
         corrupt=corrupt_m.double().cpu().numpy(),
-        tokens=inputs.tokens,
-        clean_prompts=inputs.clean_prompts,
-        corrupt_prompts=inputs.corrupt_prompts,
-        answers=inputs.answers,
-        wrong_answers=inputs.wrong_answers,
-        provenance=Provenance(
-            technique="activation_patching",
-            model=model.info.to_dict(),
-            config=cfg.to_dict(),
-            data_sha256=inputs.data_sha256,
-            seed=cfg.seed,
-        ),
+        **inputs.recorded("activation_patching", model, cfg.to_dict(), cfg.seed),
         control=control_result,
         source=cfg.source,
         method="fast" if use_fast else ("loop" if cfg.method == "loop" else "hooks"),

@@ -44,7 +44,6 @@ from interplab.configs import Config, ConfigError
 from interplab.core.cache import Cache
 from interplab.core.model import Model
 from interplab.progress import progress_bar
-from interplab.provenance import Provenance
 from interplab.results.patching import Direction, PatchingError, Per
 from interplab.results.patching_verified import (
     ATP_COMPONENTS,
@@ -153,18 +152,7 @@ def atp_star(
         effects=numpy(est.effects),
         clean=est.clean.double().cpu().numpy(),
         corrupt=est.corrupt.double().cpu().numpy(),
-        tokens=inputs.tokens,
-        clean_prompts=inputs.clean_prompts,
-        corrupt_prompts=inputs.corrupt_prompts,
-        answers=inputs.answers,
-        wrong_answers=inputs.wrong_answers,
-        provenance=Provenance(
-            technique="atp_star",
-            model=model.info.to_dict(),
-            config=cfg.to_dict(),
-            data_sha256=inputs.data_sha256,
-            seed=cfg.seed,
-        ),
+        **inputs.recorded("atp_star", model, cfg.to_dict(), cfg.seed),
         control=control_result,
         scores=numpy(est.scores),
         plain=numpy(est.plain),

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from interplab.core.model import Model
-from interplab.provenance import Provenance
 from interplab.results.patching import AttributionResult, Direction, GridResult, PatchingError, Per
 from interplab.results.patching_compare import Comparison
 from interplab.sites import Site
@@ -117,18 +116,7 @@ def attribution_patching(
         effects=effects,
         clean=clean_m,
         corrupt=corrupt_m,
-        tokens=inputs.tokens,
-        clean_prompts=inputs.clean_prompts,
-        corrupt_prompts=inputs.corrupt_prompts,
-        answers=inputs.answers,
-        wrong_answers=inputs.wrong_answers,
-        provenance=Provenance(
-            technique="attribution_patching",
-            model=model.info.to_dict(),
-            config=cfg.to_dict(),
-            data_sha256=inputs.data_sha256,
-            seed=cfg.seed,
-        ),
+        **inputs.recorded("attribution_patching", model, cfg.to_dict(), cfg.seed),
         control=control_result,
     )
 

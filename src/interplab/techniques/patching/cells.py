@@ -32,7 +32,6 @@ import torch
 from torch import Tensor
 
 from interplab.core.model import Model
-from interplab.provenance import Provenance
 from interplab.results.patching import PatchingError, PatchingResult
 from interplab.sites import Site
 from interplab.techniques.metrics import Metric, Targets
@@ -238,18 +237,7 @@ def finish(
         effects=effects,
         clean=sweep.clean.double().cpu().numpy(),
         corrupt=sweep.corrupt.double().cpu().numpy(),
-        tokens=inputs.tokens,
-        clean_prompts=inputs.clean_prompts,
-        corrupt_prompts=inputs.corrupt_prompts,
-        answers=inputs.answers,
-        wrong_answers=inputs.wrong_answers,
-        provenance=Provenance(
-            technique="activation_patching",
-            model=model.info.to_dict(),
-            config=cfg.to_dict(),
-            data_sha256=inputs.data_sha256,
-            seed=cfg.seed,
-        ),
+        **inputs.recorded("activation_patching", model, cfg.to_dict(), cfg.seed),
         control=control,
         source=cfg.source,
         method="fast" if work.fast else "hooks",

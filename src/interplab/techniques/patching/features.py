@@ -35,7 +35,6 @@ from interplab.core.interventions import Apply
 from interplab.core.model import Model
 from interplab.dictionaries.attach import Resolved, decoder_rows, encode_at, resolve
 from interplab.progress import progress_bar
-from interplab.provenance import Provenance
 from interplab.results.feature_patching import FeaturePatchingResult
 from interplab.results.patching import Direction, PatchingError, Per
 from interplab.sites import FeatureSite, Site
@@ -179,17 +178,11 @@ def feature_patching(
         corrupt_values=corrupt_v.float().cpu().numpy(),
         clean=clean_m.double().cpu().numpy(),
         corrupt=corrupt_m.double().cpu().numpy(),
-        tokens=inputs.tokens,
-        clean_prompts=inputs.clean_prompts,
-        corrupt_prompts=inputs.corrupt_prompts,
-        answers=inputs.answers,
-        wrong_answers=inputs.wrong_answers,
-        provenance=Provenance(
-            technique="feature_patching",
-            model=model.info.to_dict(),
-            config={**cfg.to_dict(), "features": [str(r.site) for r in resolved]},
-            data_sha256=inputs.data_sha256,
-            seed=cfg.seed,
+        **inputs.recorded(
+            "feature_patching",
+            model,
+            {**cfg.to_dict(), "features": [str(r.site) for r in resolved]},
+            cfg.seed,
         ),
         ranked=ranked,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,6 +23,7 @@ from torch import Tensor
 from interplab.core.model import Model, Tokens
 from interplab.data.alignment import check_aligned
 from interplab.data.pairs import ContrastPair, PairDataset
+from interplab.provenance import Provenance
 from interplab.results.patching import PatchingError
 from interplab.sites import Dimensions
 
@@ -86,6 +88,26 @@ class Inputs:
     wrong_answers: list[str]
     tokens: list[list[str]]  # clean tokens per example, for labels
     data_sha256: str
+
+    def recorded(
+        self, technique: str, model: Model, config: Any, seed: int | None = None
+    ) -> dict[str, Any]:
+        """Returns the fields every patching result records about its inputs (tokens, prompts,
+        answers) and the provenance of ``technique`` run with ``config`` on ``model``."""
+        return {
+            "tokens": self.tokens,
+            "clean_prompts": self.clean_prompts,
+            "corrupt_prompts": self.corrupt_prompts,
+            "answers": self.answers,
+            "wrong_answers": self.wrong_answers,
+            "provenance": Provenance(
+                technique=technique,
+                model=model.info.to_dict(),
+                config=config if isinstance(config, dict) else config.to_dict(),
+                data_sha256=self.data_sha256,
+                seed=seed if seed is not None else getattr(config, "seed", None),
+            ),
+        }
 
 
 def prepare(model: Model, pairs: PairsLike, per: str = "all") -> Inputs:

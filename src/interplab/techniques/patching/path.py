@@ -44,7 +44,6 @@ import torch
 from interplab.core.model import Model
 from interplab.core.points import head_index
 from interplab.progress import progress_bar
-from interplab.provenance import Provenance
 from interplab.results.patching import PatchingError, PathPatchingResult
 from interplab.sites import Site, SiteError, SiteLike, check_site
 from interplab.store import recorded
@@ -138,17 +137,7 @@ def path_patching(
         effects={c: e.cpu().numpy() for c, e in effects.items()},
         clean=run.clean_metric.double().cpu().numpy(),
         corrupt=run.corrupt_metric.double().cpu().numpy(),
-        tokens=inputs.tokens,
-        clean_prompts=inputs.clean_prompts,
-        corrupt_prompts=inputs.corrupt_prompts,
-        answers=inputs.answers,
-        wrong_answers=inputs.wrong_answers,
-        provenance=Provenance(
-            technique="path_patching",
-            model=model.info.to_dict(),
-            config=cfg.to_dict(),
-            data_sha256=inputs.data_sha256,
-        ),
+        **inputs.recorded("path_patching", model, cfg),
         receivers=cfg.receivers,
         freeze_mlps=cfg.freeze_mlps,
         method="fast" if use_fast else "hooks",

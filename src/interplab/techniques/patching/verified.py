@@ -37,7 +37,6 @@ from torch import Tensor
 
 from interplab.configs import Config, ConfigError, positive
 from interplab.core.model import Model
-from interplab.provenance import Provenance
 from interplab.results.patching import Direction, GridComponent, PatchingError, Per
 from interplab.results.patching_cells import GRID_COMPONENTS
 from interplab.results.patching_verified import (
@@ -228,18 +227,7 @@ def run_verified(
         effects=effects,
         clean=clean_m.double().cpu().numpy(),
         corrupt=corrupt_m.double().cpu().numpy(),
-        tokens=inputs.tokens,
-        clean_prompts=inputs.clean_prompts,
-        corrupt_prompts=inputs.corrupt_prompts,
-        answers=inputs.answers,
-        wrong_answers=inputs.wrong_answers,
-        provenance=Provenance(
-            technique="activation_patching_verified",
-            model=model.info.to_dict(),
-            config=cfg.to_dict(),
-            data_sha256=inputs.data_sha256,
-            seed=cfg.seed,
-        ),
+        **inputs.recorded("activation_patching_verified", model, cfg.to_dict(), cfg.seed),
         control=control_result,
         method="fast" if reason is None else "hooks",
         note="" if reason is None else f"exact cells on the hook path: {reason}",
