@@ -1,5 +1,7 @@
-"""Attribution graphs on SmolLM2 with the quick transcoder set (trained once into the cache by
-`interplab.techniques.graphs.recipe` on first use: ~20 minutes on a loaded 2-core machine)."""
+"""Attribution graphs on SmolLM2: with the quick transcoder set when it is cached
+(`python -m interplab.techniques.graphs.recipe quick`), else with seeded random TopK transcoders
+at every layer; the properties tested (exact replacement logits, batched rows, the check and the
+export) hold for any transcoders, and the suite never trains a set."""
 
 import json
 
@@ -9,6 +11,7 @@ import torch
 from interplab import results, viz
 from interplab.core.interventions import Apply
 from interplab.core.linearise import linearised
+from interplab.dictionaries import DictionaryConfig, build
 from interplab.sites import Site
 from interplab.techniques.graphs import (
     attribute,
@@ -25,7 +28,23 @@ PROMPT = "The capital of France is"
 
 @pytest.fixture(scope="module")
 def quick(smol):
-    return recipe.quick_set(smol, progress=False)
+    found = recipe.cached(smol, "quick")
+    if found is not None:
+        return found
+    d = smol.dims.d_model
+    return transcoder_set(
+        {
+            layer: build(
+                DictionaryConfig(
+                    "topk", d_in=d, d_sae=2 * d, k=16, kind="transcoder", d_out=d,
+                    site=Site(layer, "mlp.in"), target=Site(layer, "mlp_out"),
+                ),
+                seed=layer,
+            ).eval()
+            for layer in range(smol.dims.n_layers)
+        },
+        smol,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +93,9 @@ def test_batched_rows_equal_one_backward_per_target(smol, sparse):
 
 
 def test_graph_is_checked_and_exports(smol, sparse, tmp_path):
-    result = attribution_graph(smol, sparse, PROMPT, check_features=4, progress=False)
+    result = attribution_graph(
+        smol, sparse, PROMPT, check_features=4, node_threshold=0.99, progress=False
+    )
     assert result.checked and len(result.feature_checks) == 4
     assert result.target_token.strip() == "Paris"
     assert 0 < result.replacement_score < 1
@@ -88,6 +109,9 @@ def test_graph_is_checked_and_exports(smol, sparse, tmp_path):
 
 def test_demo_section(smol, tmp_path):
     from rich.console import Console
+
+    if recipe.cached(smol, "quick") is None:
+        pytest.skip("the quick transcoder set is not cached (the demo leaves the graph out too)")
 
     from interplab.demo.graph import section
 
