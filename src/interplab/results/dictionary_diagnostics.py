@@ -110,12 +110,15 @@ class DictionaryDiagnostics(Result):
             if s is not None
             else "too few letters for an absorption estimate"
         )
-        return (
-            f"{self.name}: {len(self.pairs)} feature pairs with decoder cosine > "
-            f"{self.cosine_threshold:g}; {self.split_fraction:.0%} split (Jaccard < "
-            f"{self.exclusive:g}), {self.redundant_fraction:.0%} redundant (> {self.redundant:g}) "
-            f"on {self.n_tokens:,} tokens; {absorbed}"
-        )
+        if self.pairs:
+            pairs = (
+                f"{len(self.pairs)} feature pairs with decoder cosine > {self.cosine_threshold:g}; "
+                f"{self.split_fraction:.0%} split (Jaccard < {self.exclusive:g}), "
+                f"{self.redundant_fraction:.0%} redundant (> {self.redundant:g})"
+            )
+        else:
+            pairs = f"no pair of live features with decoder cosine > {self.cosine_threshold:g}"
+        return f"{self.name}: {pairs} on {self.n_tokens:,} tokens; {absorbed}"
 
 
 __all__ = ["DictionaryDiagnostics", "LetterAbsorption", "SplitPair"]

@@ -61,3 +61,7 @@ def test_the_result_reads_back_and_summarises_over_letters(tmp_path):
     assert back.letters == r.letters and back.pairs == r.pairs
     assert "first-letter absorption 0.050" in back.describe()
     assert figure(back) is not None
+    none = DictionaryDiagnostics(
+        "res", 96, 400, 0.7, 0.05, 0.3, (), letters, 0.1, r.provenance
+    )  # fmt: skip
+    assert "no pair of live features" in none.describe() and "nan" not in none.describe()
