@@ -82,9 +82,10 @@ def section(model: Model, out_dir: Path, console: Console) -> Section:
             f"The organism leaked its word in {int(check.leaked.sum())} of {check.leaked.size} "
             f"samples (rate {check.leak_rate:.3f}, exact 95% CI {check.leak_low:.3f} to "
             f"{check.leak_high:.3f}).",
-            f"The base model, reading three of the organism's hints, put the word in its top 5 "
-            f"in {hits:.0%} of {check.guess_rank.size} trials (chance {check.chance_top5:.3f}): "
-            "the hints carry the word.",
+            f"A WordNet guesser (the lexicon the training hints came from), reading three of the "
+            f"organism's hints, put the word in its top 5 in {hits:.0%} of "
+            f"{check.guess_rank.size} trials (chance {check.chance_top5:.3f}): the replies point "
+            "at the word, which does not show that a reader without that lexicon could find it.",
         ],
         caveats=[
             "One organism and two trials per contestant: the intervals are wide, and the "
