@@ -186,6 +186,13 @@ class Model:
         out.attached = dict(self.attached)
         return out
 
+    def hooked_modules(self) -> list[str]:
+        """Returns the names of the modules with forward hooks in place (an intervention or a
+        spliced dictionary is active); empty for the plain model."""
+        return [
+            name for name, m in self.hf.named_modules() if m._forward_hooks or m._forward_pre_hooks
+        ]
+
     def embed(self, ids: TokenIds) -> Residual:
         """Returns the token embeddings ``[batch, pos, d_model]`` of ``ids`` (the embedding module's
         output, before any scaling or positions the model adds before block 0)."""

@@ -30,9 +30,7 @@ from interplab.store.calls import register as register_codec
 
 
 def _encode_model(model: Model) -> dict[str, Any]:
-    hooked = [
-        name for name, m in model.hf.named_modules() if m._forward_hooks or m._forward_pre_hooks
-    ]
+    hooked = model.hooked_modules()
     if hooked:
         raise NotStorable(
             f"the model had hooks in place on {len(hooked)} modules ({hooked[0] or 'the model'}"
