@@ -144,7 +144,8 @@ class VerifiedPatchingResult(PatchingResult):
     bound: float = float("nan")
     confidence: float = 0.95
     bound_method: str = ""
-    mass: float = 0.05
+    threshold: float = 0.05  # of the clean-corrupt gap
+    tolerance: float = float("nan")  # threshold x gap: what may stay unverified
     sample: float = 0.05
     n_cells: int = 0
     n_verified: int = 0
@@ -163,7 +164,10 @@ class VerifiedPatchingResult(PatchingResult):
     def describe_bound(self) -> str:
         """Returns the verification in a sentence: how many cells ran exactly and the bound."""
         exact = f"{self.n_exact} of {self.n_cells} cells patched exactly"
-        parts = f"({self.n_verified} top of the AtP* ranking, {self.n_sampled} random)"
+        parts = (
+            f"({self.n_verified} that AtP* and its sampled error could not rule out above "
+            f"{self.tolerance:.4g}, {self.n_sampled} random)"
+        )
         if self.n_exact == self.n_cells:
             return f"{exact} {parts}: nothing is estimated."
         return (

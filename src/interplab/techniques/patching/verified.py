@@ -3,22 +3,25 @@ what the estimated cells could hide.
 
 Algorithm (the verification and diagnostic of Kramár et al. 2024, "AtP*", made concrete here):
 
-1. AtP* (`interplab.techniques.patching.atp`) estimates every cell of every component grid. A
-   cell's score is |estimate| averaged over examples, or with ``graddrop=True`` its GradDrop
-   magnitude. GradDrop is off by default here: it costs about L/2 extra backwards, and the
-   guarantee comes from the random sample, not from the ranking.
-2. Cells are ranked by score, across components, and the top ones are patched exactly until the
-   scores of the cells left add up to at most ``mass`` of the total (`select_cells`).
-3. A uniform random sample of the rest (a ``sample`` fraction, at least ``min_sample``) is patched
-   exactly too: it measures the estimate's error where the ranking did not look.
-4. The bound (`max_effect_bound`): with errors ``d = exact - estimate`` of the mean effect on the
-   m sampled cells, and assuming the estimated cells' errors are drawn like them from one normal
-   distribution, every estimated cell's |mean effect| is at most ``|estimate + mean(d)| + t·s·
-   sqrt(1 + 1/m)`` with t the Student-t quantile at ``1 - α/(2N)`` (N estimated cells; a union
-   bound over them, so all hold together with confidence ``1 - α``). The bound is the largest of
-   these. It fails where errors are heavier-tailed than normal (a saturated cell AtP* still
-   misses entirely); the benchmark checks it against the full exact sweep.
-5. The chosen cells run exactly on the fast path where the model supports partial forwards (else
+1. AtP* (`interplab.techniques.patching.atp`) estimates every cell of every component grid: its
+   mean effect ``e`` over the examples.
+2. The tolerance is ``threshold`` times the clean-corrupt gap |mean(clean) - mean(corrupt)| of
+   the metric (5% by default): a cell whose |mean effect| could exceed it must run exactly.
+3. Every cell with ``|e| > tolerance`` runs exactly (with ``graddrop=True`` also every cell whose
+   GradDrop magnitude exceeds it, the cells where examples cancel). A uniform random sample of
+   the rest (a ``sample`` fraction, at least ``min_sample``) runs exactly too, in the same sweep:
+   it measures the estimate's error where the ranking did not look.
+4. With the sampled errors ``d = exact - estimate`` (mean ``d̄``, spread ``s``, m cells) and the
+   assumption that the other cells' errors are drawn like them from one normal distribution, a
+   cell's |mean effect| is at most ``u = |e + d̄| + t·s·sqrt(1 + 1/m)``, with t the Student-t
+   quantile at ``1 - α/(2N)`` (N cells left; a union bound, so all hold together with
+   confidence ``1 - α``). Every cell left with ``u > tolerance`` runs exactly in a second sweep,
+   walking down the ranking until the largest ``u`` left is within the tolerance
+   (`select_cells`, `verify_more`).
+5. The bound (`max_effect_bound`) is the largest ``u`` over the cells still estimated, so it is at
+   most the tolerance. It fails where errors are heavier-tailed than normal (a saturated cell
+   AtP* still misses entirely); the benchmark checks it against the full exact sweep.
+6. The chosen cells run exactly on the fast path where the model supports partial forwards (else
    the packed hook path), with only their rows built; their effects equal the full sweep's.
 
 The result (`VerifiedPatchingResult`) keeps exact per-example effects of the verified and
@@ -58,14 +61,15 @@ BOUND_METHOD = "normal errors of the sampled cells, Student-t prediction bound, 
 
 @dataclass(frozen=True)
 class VerifiedConfig(Config):
-    """Verified patching: the grids, how much estimated mass may stay unverified, how large the
-    random sample is, the bound's confidence, and AtP*'s options."""
+    """Verified patching: the grids, the tolerance (a fraction of the clean-corrupt gap) above
+    which a cell must run exactly, how large the random sample is, the bound's confidence, and
+    AtP*'s options."""
 
     components: tuple[GridComponent, ...] = ("resid_pre",)
     direction: Direction = "denoise"
     per: Per = "position"
     metric: MetricName = "logit_diff"
-    mass: float = 0.05
+    threshold: float = 0.05
     sample: float = 0.05
     min_sample: int = 20
     confidence: float = 0.95
@@ -81,7 +85,7 @@ class VerifiedConfig(Config):
         for c in self.components:
             if c not in GRID_COMPONENTS:
                 raise ConfigError(f"cannot verify {c!r}; components: {', '.join(GRID_COMPONENTS)}")
-        for name in ("mass", "sample"):
+        for name in ("threshold", "sample"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} is a fraction in [0, 1], got {value}")
@@ -121,7 +125,7 @@ def verified_patching(
     direction: Direction = "denoise",
     per: Per = "position",
     metric: MetricName | Metric = "logit_diff",
-    mass: float = 0.05,
+    threshold: float = 0.05,
     sample: float = 0.05,
     confidence: float = 0.95,
     graddrop: bool = False,
@@ -130,16 +134,17 @@ def verified_patching(
     control: bool = True,
     config: VerifiedConfig | None = None,
 ) -> VerifiedPatchingResult:
-    """Returns activation patching's grids with the cells AtP* ranks highest (until ``mass`` of
-    the estimated total is left) and a random ``sample`` of the rest patched exactly, AtP*
-    estimates for the others, and a bound with ``confidence`` on the largest |mean effect| an
-    estimated cell could have. ``config`` replaces the option keywords."""
+    """Returns activation patching's grids with every cell whose |mean effect| could exceed
+    ``threshold`` of the clean-corrupt gap (by AtP* and its error on a random ``sample`` of the
+    other cells) patched exactly, AtP* estimates for the others, and a bound with ``confidence``
+    on the largest |mean effect| an estimated cell could have (at most that tolerance).
+    ``config`` replaces the option keywords."""
     cfg = config or VerifiedConfig(
         components=(components,) if isinstance(components, str) else tuple(components),  # type: ignore[arg-type]
         direction=direction,
         per=per,
         metric=metric.name if isinstance(metric, Metric) else metric,
-        mass=mass,
+        threshold=threshold,
         sample=sample,
         confidence=confidence,
         graddrop=graddrop,
@@ -150,9 +155,15 @@ def verified_patching(
 
 
 def run_verified(
-    model: Model, pairs: PairsLike, cfg: VerifiedConfig, *, progress: bool = True
+    model: Model,
+    pairs: PairsLike,
+    cfg: VerifiedConfig,
+    *,
+    progress: bool = True,
+    tolerance: float | None = None,
 ) -> VerifiedPatchingResult:
-    """Returns `verified_patching`'s result for a config (what ``method="verified"`` runs)."""
+    """Returns `verified_patching`'s result for a config (what ``method="verified"`` runs).
+    ``tolerance`` replaces ``threshold`` x the gap (the control run uses the main run's)."""
     comps: tuple[str, ...] = tuple(cfg.components)
     m = Metric(cfg.metric)
     inputs = prepare(model, pairs, cfg.per)
@@ -165,19 +176,20 @@ def run_verified(
     estimates = {c: est.effects[c].double().cpu().numpy() for c in comps}
     scores = {c: est.scores[c].double().mean(0).cpu().numpy() for c in comps}
     shapes = {c: scores[c].shape for c in comps}
+    flat_mean = np.concatenate([estimates[c].mean(0).ravel() for c in comps])
     flat_scores = np.concatenate([scores[c].ravel() for c in comps])
-    rng = np.random.default_rng(cfg.seed)
-    flat_status = select_cells(flat_scores, cfg.mass, cfg.sample, cfg.min_sample, rng)
-    status, offset = {}, 0
-    for c in comps:
-        size = int(np.prod(shapes[c]))
-        status[c] = flat_status[offset : offset + size].reshape(shapes[c])
-        offset += size
+
+    def split(flat: np.ndarray) -> dict[str, np.ndarray]:
+        out, offset = {}, 0
+        for c in comps:
+            size = int(np.prod(shapes[c]))
+            out[c] = flat[offset : offset + size].reshape(shapes[c])
+            offset += size
+        return out
 
     denoise = cfg.direction == "denoise"
     base_ids, source_ids = (tp.corrupt, tp.clean) if denoise else (tp.clean, tp.corrupt)
     reason = fast.unsupported(model, tp)
-    only = {c: torch.from_numpy(status[c] != ESTIMATED) for c in comps}
     with torch.no_grad():
         answer_pos = tp.lengths - 1
         clean_logits = answer_logits(model, tp.tokens(model, "clean"), answer_pos)
@@ -187,26 +199,51 @@ def run_verified(
         base_m = corrupt_m if denoise else clean_m
         sites = [Site(layer, c) for c in comps for layer in range(d.n_layers)]  # type: ignore[arg-type]
         values = _capture(model, model.tokens(source_ids, tp.mask), sites)
-        if reason is None:
-            grids = fast.sweep(
-                model, base_ids, values, comps, cfg.per, m, targets,
-                budget_mb=cfg.batch_budget_mb, progress=progress, only=only,
-            )  # fmt: skip
-        else:
-            grids = hooks.packed_sweep(
-                model, base_ids, tp, values, comps, cfg.per, m, targets, cfg.batch_budget_mb,
-                progress, only=only,
-            )  # fmt: skip
     base = base_m.double().cpu().numpy()
+    gap = abs(float(clean_m.double().mean() - corrupt_m.double().mean()))
+    tol = cfg.threshold * gap if tolerance is None else tolerance
+
+    def exact_effects(cells: np.ndarray) -> dict[str, np.ndarray]:
+        """The exact per-example effects ``[n, ...]`` of the flat cells marked in ``cells``."""
+        only = {c: torch.from_numpy(v) for c, v in split(cells).items()}
+        if not any(bool(v.any()) for v in only.values()):
+            return {c: np.zeros((len(base),) + shapes[c]) for c in comps}
+        with torch.no_grad():
+            if reason is None:
+                grids = fast.sweep(
+                    model, base_ids, values, comps, cfg.per, m, targets,
+                    budget_mb=cfg.batch_budget_mb, progress=progress, only=only,
+                )  # fmt: skip
+            else:
+                grids = hooks.packed_sweep(
+                    model, base_ids, tp, values, comps, cfg.per, m, targets,
+                    cfg.batch_budget_mb, progress, only=only,
+                )  # fmt: skip
+        return {
+            c: grids[c].double().cpu().numpy() - base.reshape((-1,) + (1,) * len(shapes[c]))
+            for c in comps
+        }
+
+    rng = np.random.default_rng(cfg.seed)
+    flat_status = select_cells(
+        flat_mean, flat_scores if cfg.graddrop else None, tol, cfg.sample, cfg.min_sample, rng
+    )
+    ran_first = flat_status != ESTIMATED
+    first = exact_effects(ran_first)
+    first_mean = np.concatenate([first[c].mean(0).ravel() for c in comps])
+    sampled = flat_status == SAMPLED
+    errors = first_mean[sampled] - flat_mean[sampled]
+    more = verify_more(flat_status, flat_mean, errors, tol, cfg.confidence)
+    second = exact_effects(more)
+    flat_status[more] = VERIFIED
+    status = split(flat_status)
+    first_cells, second_cells = split(ran_first), split(more)
     effects: dict[str, np.ndarray] = {}
-    errors = []
     for c in comps:
-        exact = grids[c].double().cpu().numpy() - base.reshape((-1,) + (1,) * len(shapes[c]))
-        effects[c] = np.where((status[c] != ESTIMATED)[None], exact, estimates[c])
-        sampled = status[c] == SAMPLED
-        errors.append(exact.mean(0)[sampled] - estimates[c].mean(0)[sampled])
-    left = np.concatenate([estimates[c].mean(0)[status[c] == ESTIMATED] for c in comps])
-    bound = max_effect_bound(left, np.concatenate(errors), cfg.confidence)
+        effects[c] = np.where(
+            first_cells[c][None], first[c], np.where(second_cells[c][None], second[c], estimates[c])
+        )
+    bound = max_effect_bound(flat_mean[flat_status == ESTIMATED], errors, cfg.confidence)
     control_result = None
     if cfg.control:
         from dataclasses import replace
@@ -215,10 +252,8 @@ def run_verified(
 
         control_result = run_verified(
             model, control_pairs(model, tp, cfg.seed), replace(cfg, control=False),
-            progress=progress,
+            progress=progress, tolerance=tol,
         )  # fmt: skip
-    n_verified = int(sum((s == VERIFIED).sum() for s in status.values()))
-    n_sampled = int(sum((s == SAMPLED).sum() for s in status.values()))
     return VerifiedPatchingResult(
         components=comps,
         direction=cfg.direction,
@@ -237,60 +272,78 @@ def run_verified(
         bound=bound,
         confidence=cfg.confidence,
         bound_method=BOUND_METHOD,
-        mass=cfg.mass,
+        threshold=cfg.threshold,
+        tolerance=tol,
         sample=cfg.sample,
-        n_cells=len(flat_scores),
-        n_verified=n_verified,
-        n_sampled=n_sampled,
+        n_cells=len(flat_mean),
+        n_verified=int((flat_status == VERIFIED).sum()),
+        n_sampled=int(sampled.sum()),
         graddrop=cfg.graddrop,
     )
 
 
 def select_cells(
-    scores: np.ndarray, mass: float, sample: float, min_sample: int, rng: np.random.Generator
+    means: np.ndarray,
+    scores: np.ndarray | None,
+    tolerance: float,
+    sample: float,
+    min_sample: int,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """Returns each cell's status (`VERIFIED`, `SAMPLED`, `ESTIMATED`) for scores ``[cells]``:
-    the top cells until at most ``mass`` of the total score is left, then a uniform random
-    sample of the rest (``sample`` of it, at least ``min_sample``)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    status = np.full(scores.shape, ESTIMATED, dtype=np.int8)
-    order = np.argsort(-scores, kind="stable")
-    total = float(scores.sum())
-    left = total - np.cumsum(scores[order])  # left[k]: the mass after verifying k + 1 cells
-    if total <= 0:
-        k = 0
-    else:
-        under = np.flatnonzero(left <= mass * total)
-        k = int(under[0]) + 1 if len(under) else len(scores)
-        if mass * total >= total:
-            k = 0
-    status[order[:k]] = VERIFIED
-    rest = order[k:]
-    m = min(len(rest), max(min_sample, math.ceil(sample * len(rest))))
-    if m:
-        status[rng.choice(rest, size=m, replace=False)] = SAMPLED
+    """Returns each cell's first status (`VERIFIED`, `SAMPLED`, `ESTIMATED`) for estimated mean
+    effects ``[cells]``: every cell with |mean| (or, given, ``scores``) above ``tolerance`` is
+    verified, and a uniform random sample of the rest (``sample`` of it, at least
+    ``min_sample``) is sampled. `verify_more` then adds the cells the sample's errors call for."""
+    means = np.asarray(means, dtype=np.float64)
+    status = np.full(means.shape, ESTIMATED, dtype=np.int8)
+    top = np.abs(means) > tolerance
+    if scores is not None:
+        top |= np.asarray(scores, dtype=np.float64) > tolerance
+    status[top] = VERIFIED
+    rest = np.flatnonzero(~top)
+    k = min(len(rest), max(min_sample, math.ceil(sample * len(rest))))
+    if k:
+        status[rng.choice(rest, size=k, replace=False)] = SAMPLED
     return status
 
 
-def max_effect_bound(estimates: np.ndarray, errors: np.ndarray, confidence: float) -> float:
-    """Returns an upper bound on max |effect| over the estimated cells, holding with
-    ``confidence`` if their errors (effect - estimate) and the sampled ``errors`` are independent
-    draws from one normal distribution (step 4 of the module docstring): 0 with nothing
-    estimated, infinity with fewer than two sampled errors."""
+def verify_more(
+    status: np.ndarray, means: np.ndarray, errors: np.ndarray, tolerance: float, confidence: float
+) -> np.ndarray:
+    """Returns a mask of the estimated cells whose upper bound (step 4 of the module docstring,
+    from the sampled ``errors``) exceeds ``tolerance``: the ones that must run exactly too. With
+    them verified, `max_effect_bound` over the cells left is at most ``tolerance``."""
+    left = status == ESTIMATED
+    more = np.zeros(status.shape, dtype=bool)
+    more[left] = upper_bounds(np.asarray(means)[left], errors, confidence) > tolerance
+    return more
+
+
+def upper_bounds(estimates: np.ndarray, errors: np.ndarray, confidence: float) -> np.ndarray:
+    """Returns each estimated cell's upper bound on |mean effect| (``u`` of the module docstring):
+    all hold together with ``confidence`` if the cells' errors (effect - estimate) and the sampled
+    ``errors`` are independent draws from one normal distribution; infinite with fewer than two
+    sampled errors."""
     from scipy.stats import t
 
     estimates = np.asarray(estimates, dtype=np.float64)
     errors = np.asarray(errors, dtype=np.float64)
     n, m = estimates.size, errors.size
     if n == 0:
-        return 0.0
+        return estimates.copy()
     if m < 2:
-        return math.inf
+        return np.full(n, math.inf)
     alpha = 1.0 - confidence
     q = float(t.ppf(1.0 - alpha / (2 * n), m - 1))
-    centre = float(errors.mean())
     spread = float(errors.std(ddof=1)) * math.sqrt(1.0 + 1.0 / m)
-    return float(np.abs(estimates + centre).max() + q * spread)
+    return np.abs(estimates + float(errors.mean())) + q * spread
+
+
+def max_effect_bound(estimates: np.ndarray, errors: np.ndarray, confidence: float) -> float:
+    """Returns an upper bound on max |effect| over the estimated cells (the largest of their
+    `upper_bounds`): 0 with nothing estimated, infinity with fewer than two sampled errors."""
+    bounds = upper_bounds(estimates, errors, confidence)
+    return float(bounds.max()) if bounds.size else 0.0
 
 
 def _capture(model: Model, tokens: object, sites: list[Site]) -> dict[Site, Tensor]:
@@ -304,5 +357,7 @@ __all__ = [
     "max_effect_bound",
     "run_verified",
     "select_cells",
+    "upper_bounds",
     "verified_patching",
+    "verify_more",
 ]
