@@ -13,19 +13,7 @@ import numpy as np
 
 from interplab.provenance import Provenance
 from interplab.results.base import Result
-from interplab.stats import Summary, summarize
-
-
-def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Returns the exact (Clopper-Pearson) interval of a binomial rate ``k / n``."""
-    from scipy.stats import beta
-
-    if n <= 0:
-        return (float("nan"), float("nan"))
-    tail = (1 - confidence) / 2
-    low = 0.0 if k == 0 else float(beta.ppf(tail, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - tail, k + 1, n - k))
-    return (low, high)
+from interplab.stats import Summary, proportion_ci, summarize
 
 
 def normalise(guess: str) -> str:
@@ -113,6 +101,20 @@ class AuditResult(Result):
         chance = self.chance5 if k == 5 else self.chance1
         return summarize(self._flat(values), null=chance, seed=seed, groups=self._groups())
 
+    def intervals(self, *, seed: int = 0, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Returns each contestant's top-``k`` accuracy interval ``(low, high)``: the wider of
+        the (cluster) bootstrap interval of `summary` and the Wilson interval of hits out of
+        trials. The bootstrap alone collapses to [0, 0] for a contestant that never hits (0 of
+        40 is compatible with rates up to 0.09); Wilson alone ignores that trials of one
+        organism are alike."""
+        s = self.summary(seed=seed, k=k)
+        values = self._flat(self.hit5 if k == 5 else self.hit1)
+        ran = np.isfinite(values)
+        wilson = proportion_ci(np.nansum(values, 0).round(), ran.sum(0))
+        low = np.fmin(np.atleast_1d(s.ci_low), wilson.low)
+        high = np.fmax(np.atleast_1d(s.ci_high), wilson.high)
+        return low, high
+
     def versus_baseline(self, *, seed: int = 0, k: int = 5) -> Summary:
         """Returns each contestant's top-``k`` accuracy minus the baseline's, paired by organism
         and trial, with sign-flip p-values (Holm across contestants)."""
@@ -126,6 +128,7 @@ class AuditResult(Result):
         """Returns one row per contestant, best top-5 first: accuracies with CIs, the paired
         difference from the baseline with its p-value, and seconds per organism."""
         s1, s5 = self.summary(seed=seed, k=1), self.summary(seed=seed, k=5)
+        (low1, high1), (low5, high5) = self.intervals(seed=seed, k=1), self.intervals(seed=seed)
         vs = self.versus_baseline(seed=seed, k=5)
         rows: list[dict[str, object]] = []
         for i, name in enumerate(self.contestants):
@@ -134,15 +137,9 @@ class AuditResult(Result):
                     "contestant": name,
                     "kind": self.kinds[i],
                     "top1": float(np.atleast_1d(s1.mean)[i]),
-                    "top1_ci": (
-                        float(np.atleast_1d(s1.ci_low)[i]),
-                        float(np.atleast_1d(s1.ci_high)[i]),
-                    ),
+                    "top1_ci": (float(low1[i]), float(high1[i])),
                     "top5": float(np.atleast_1d(s5.mean)[i]),
-                    "top5_ci": (
-                        float(np.atleast_1d(s5.ci_low)[i]),
-                        float(np.atleast_1d(s5.ci_high)[i]),
-                    ),
+                    "top5_ci": (float(low5[i]), float(high5[i])),
                     "vs_baseline": float(np.atleast_1d(vs.mean)[i]),
                     "p_vs_baseline": float(np.atleast_1d(vs.p_adjusted)[i]),
                     "seconds": float(np.nanmean(self.seconds[i])) if self.seconds.size else 0.0,
@@ -154,4 +151,4 @@ class AuditResult(Result):
         return rows
 
 
-__all__ = ["AuditResult", "OrganismCheckResult", "clopper_pearson", "normalise"]
+__all__ = ["AuditResult", "OrganismCheckResult", "normalise"]

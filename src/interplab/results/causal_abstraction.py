@@ -27,7 +27,7 @@ from interplab.errors import UserError
 from interplab.provenance import Provenance, write_text
 from interplab.results.base import Result, ResultError, decode_dataclass, encode
 from interplab.sites import Site
-from interplab.stats import Summary, summarize
+from interplab.stats import Summary, proportion_ci, summarize
 
 DASMethod = Literal["das", "boundless"]
 Condition = Literal["learned", "random", "control", "full", "none"]
@@ -257,17 +257,24 @@ class InterchangeResult(Result):
         return 1.0 / self.candidates.shape[1]
 
     def summary(self, *, seed: int = 0) -> Summary:
-        """Returns IIA (mean of per-pair outcomes) with its 95% bootstrap CI and n, tested
+        """Returns IIA (mean of per-pair outcomes) with its 95% bootstrap CI and n (`describe` and the
+        table give the Wilson interval of the 0/1 outcomes instead), tested
         against chance (1 / number of candidates)."""
         return summarize(self.correct, null=self.chance, seed=seed)
 
+    def interval(self) -> tuple[float, float]:
+        """Returns the Wilson 95% interval of IIA (the per-pair outcomes are 0/1)."""
+        r = proportion_ci(int(self.correct.sum()), self.n)
+        return float(r.low), float(r.high)
+
     def describe(self) -> str:
         s = self.summary()
+        low, high = self.interval()
         where = ", ".join(str(x) for x in self.sites)
         what = "whole site" if self.k == 0 else f"{self.k}-dim subspace"
         none = float((self.base_predictions == self.labels).mean())
         return (
-            f"IIA {float(s.mean):.3f} (95% CI {float(s.ci_low):.3f} to {float(s.ci_high):.3f}, "
+            f"IIA {float(s.mean):.3f} (95% Wilson CI {low:.3f} to {high:.3f}, "
             f"n={s.n}) interchanging {'+'.join(self.variables)} at {where} positions "
             f"{list(self.positions)} ({what}); without the interchange {none:.3f} agree"
         )
@@ -340,13 +347,14 @@ class DASResult(Result):
     def rows(self, *, seed: int = 0) -> list[IIARow]:
         """Returns one row per condition: IIA, 95% CI ends and n."""
         s = self.summary(seed=seed)
+        low, high = _rate_intervals(self.outcomes, s)
         return [
             IIARow(
                 condition=c,
                 label=CONDITION_LABELS.get(c, c),
                 iia=float(s.mean[i]),
-                low=float(s.ci_low[i]),
-                high=float(s.ci_high[i]),
+                low=float(low[i]),
+                high=float(high[i]),
                 n=s.n,
             )
             for i, c in enumerate(self.conditions)
@@ -368,6 +376,20 @@ class DASResult(Result):
             d["summary"] = self.summary().to_dict()
             d["table"] = encode(self.rows())
         return d
+
+
+def _rate_intervals(outcomes: np.ndarray, s: Summary) -> tuple[np.ndarray, np.ndarray]:
+    """Returns per column of ``outcomes`` ``[pair, condition]`` the Wilson interval where the
+    outcomes are 0/1 (a bootstrap of 0/1 collapses at 0 and 1) and else ``s``'s bootstrap
+    interval (the random-rotation condition averages several rotations per pair)."""
+    low = np.atleast_1d(np.asarray(s.ci_low, dtype=np.float64)).copy()
+    high = np.atleast_1d(np.asarray(s.ci_high, dtype=np.float64)).copy()
+    for j in range(outcomes.shape[1]):
+        column = outcomes[:, j]
+        if np.isin(column, (0.0, 1.0)).all():
+            r = proportion_ci(int(column.sum()), len(column))
+            low[j], high[j] = float(r.low), float(r.high)
+    return low, high
 
 
 __all__ = [

@@ -25,7 +25,7 @@ def das_title(result: DASResult) -> str:
     )
 
 
-@renders(DASResult, title=das_title)
+@renders(DASResult, title=das_title, text=lambda r: r.describe())
 def das_figure(result: DASResult) -> Figure:
     """Returns held-out IIA bars with 95% CIs per condition (left) and training curves (right)."""
     fig = Figure(figsize=(10.0, 3.8), layout="constrained")
@@ -70,7 +70,7 @@ def interchange_title(result: InterchangeResult) -> str:
     return f"interchange of {'+'.join(result.variables)} at {where} (n={result.n})"
 
 
-@renders(InterchangeResult, title=interchange_title)
+@renders(InterchangeResult, title=interchange_title, text=lambda r: r.describe())
 def interchange_figure(result: InterchangeResult) -> Figure:
     """Returns IIA with its 95% CI beside the agreement without the interchange."""
     fig = Figure(figsize=(5.0, 3.6), layout="constrained")
@@ -79,8 +79,7 @@ def interchange_figure(result: InterchangeResult) -> Figure:
     values = [result.iia, float(none.mean())]
     ax.bar([0, 1], values, color=["C0", "k"], alpha=0.85)
     if result.n >= 2:
-        s = result.summary()
-        low, high = float(s.ci_low), float(s.ci_high)
+        (low, high) = result.interval()
         ax.errorbar(
             [0],
             [result.iia],

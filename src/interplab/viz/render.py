@@ -43,6 +43,7 @@ class Renderer:
     figure: Callable[..., Figure]
     heatmaps: Callable[..., Sequence[Heatmap]] | None = None
     title: Callable[[Any], str] | None = None
+    text: Callable[[Any], str] | None = None  # the summary under the figure (default: summary())
 
 
 _RENDERERS: dict[type, Renderer] = {}
@@ -52,12 +53,14 @@ def renders(
     *types: type,
     heatmaps: Callable[..., Sequence[Heatmap]] | None = None,
     title: Callable[[Any], str] | None = None,
+    text: Callable[[Any], str] | None = None,
 ) -> Callable[[Callable[..., Figure]], Callable[..., Figure]]:
-    """Registers the decorated figure function (and optional heatmaps) for these result types."""
+    """Registers the decorated figure function (and optional heatmaps, title and summary text)
+    for these result types."""
 
     def register(fn: Callable[..., Figure]) -> Callable[..., Figure]:
         for t in types:
-            _RENDERERS[t] = Renderer(fn, heatmaps, title)
+            _RENDERERS[t] = Renderer(fn, heatmaps, title, text)
         return fn
 
     return register
@@ -140,7 +143,7 @@ def html(result: Any, **options: Any) -> str:
     img = base64.b64encode(png_bytes(r.figure(result, **options))).decode()
     parts = [f"<div class='interplab-result'><h3>{html_lib.escape(_title(r, result))}</h3>"]
     parts.append(f"<img style='max-width:100%' src='data:image/png;base64,{img}'>")
-    summary = _summary_text(result)
+    summary = r.text(result) if r.text is not None else _summary_text(result)
     if summary:
         parts.append(f"<pre>{html_lib.escape(summary)}</pre>")
     if r.heatmaps is not None:

@@ -30,7 +30,8 @@ import torch
 from interplab.core.model import Model, Tokens
 from interplab.errors import UserError
 from interplab.provenance import Provenance, data_hash
-from interplab.results.audit import OrganismCheckResult, clopper_pearson
+from interplab.results.audit import OrganismCheckResult
+from interplab.stats import clopper_pearson
 from interplab.store import recorded
 from interplab.techniques.blackbox.chat import ChatTemplate, user
 from interplab.techniques.blackbox.generation import SamplingConfig, sample
