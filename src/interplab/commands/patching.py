@@ -157,9 +157,16 @@ def register(app: typer.Typer) -> None:
                 help="exact (every cell patched) | verified (every cell AtP* and its sampled error "
                 "cannot rule out above 5% of the clean-corrupt gap runs exactly, with a random "
                 "sample; the rest are estimated with a bound) | atp "
-                "(AtP* estimates only: QK fix and GradDrop)"
+                "(AtP* estimates only, with the QK fix)"
             ),
         ] = "exact",
+        graddrop: Annotated[
+            bool,
+            typer.Option(
+                help="with --method atp or verified: also GradDrop's cancellation scores "
+                "(about L/2 extra backwards)"
+            ),
+        ] = False,
         backend: Annotated[
             str,
             typer.Option(help="local | ray: the cells as tasks on a Ray cluster (interplab[ray])"),
@@ -195,6 +202,10 @@ def register(app: typer.Typer) -> None:
             )
         if method not in ("exact", "verified", "atp"):
             raise typer.BadParameter(f"--method is exact, verified or atp, not {method!r}")
+        if graddrop and method == "exact":
+            raise typer.BadParameter(
+                "--graddrop ranks AtP* estimates: add --method atp or verified"
+            )
         methods = None if ablations is None else [m.strip() for m in ablations.split(",")]
         if methods is not None:
             check_methods([m for m in methods if m])
@@ -207,6 +218,7 @@ def register(app: typer.Typer) -> None:
                 components=(component,),  # type: ignore[arg-type]
                 direction=direction,  # type: ignore[arg-type]
                 control=control,
+                graddrop=graddrop,
             )
             console, loaded, pairs = load_task(task, n, seed, model, device, dtype)
             result = atp_star(loaded, pairs, config=atp_config)
@@ -239,6 +251,14 @@ def register(app: typer.Typer) -> None:
             result = distributed_patching(
                 loaded, pairs, config=config, backend="ray", address=address, workers=workers
             )
+        elif method == "verified" and graddrop:
+            from dataclasses import replace
+
+            from interplab.techniques.patching import verified_patching
+            from interplab.techniques.patching.verified import VerifiedConfig
+
+            verified = replace(VerifiedConfig.from_patching(config), graddrop=True)
+            result = verified_patching(loaded, pairs, config=verified)
         else:
             result = activation_patching(loaded, pairs, config=config, progress=True)
         report(result, "patch", component, direction, json, plot, console)

@@ -156,7 +156,7 @@ def test_graddrop_equals_backward_passes_with_each_layer_detached():
     model = tiny_model("llama", num_hidden_layers=3)
     tp = token_pairs(3, 7)
     comps = (*GRID, "attn.v", "mlp.post")
-    est = atp_star(model, tp, components=comps, control=False, progress=False)
+    est = atp_star(model, tp, components=comps, graddrop=True, control=False, progress=False)
     L = model.dims.n_layers
     sites = [Site(layer, c) for c in comps for layer in range(L)]  # type: ignore[arg-type]
     source = model.run(tp.tokens(model, "clean"), capture=sites).cache

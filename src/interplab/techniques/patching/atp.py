@@ -71,7 +71,7 @@ class AtPConfig(Config):
     per: Per = "position"
     metric: MetricName = "logit_diff"
     qk_fix: bool = True
-    graddrop: bool = True
+    graddrop: bool = False  # opt-in: about L/2 extra backwards (see the module docstring)
     control: bool = True
     seed: int = 0
 
@@ -109,14 +109,15 @@ def atp_star(
     per: Per = "position",
     metric: MetricName | Metric = "logit_diff",
     qk_fix: bool = True,
-    graddrop: bool = True,
+    graddrop: bool = False,
     control: bool = True,
     seed: int = 0,
     progress: bool = True,
     config: AtPConfig | None = None,
 ) -> AtPResult:
     """Returns AtP* estimates of every cell of each component grid: the signed estimate with the
-    QK fix, the GradDrop ranking score, and plain attribution patching beside them. Components
+    QK fix, the ranking score (GradDrop's with ``graddrop=True``, else |estimate|), and plain
+    attribution patching beside them. Components
     are those of activation patching plus ``attn.q``/``attn.k``/``attn.v`` (per head) and
     ``mlp.post`` (per neuron). With ``control`` (the default) the same estimate runs on unrelated
     control prompts (``result.control``). ``config`` replaces the option keywords."""
