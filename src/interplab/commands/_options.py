@@ -17,7 +17,9 @@ err = Console(stderr=True)
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="embedded name, HF folder, or .gguf file")
 ]
-DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, mps")]
+DeviceOpt = Annotated[
+    str, typer.Option(help="auto (the freest CUDA GPU, else MPS, else cpu), cpu, cuda, cuda:1, mps")
+]
 DtypeOpt = Annotated[str, typer.Option(help="float32, bfloat16, float16, float64")]
 JsonOpt = Annotated[
     Path | None,

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         seed: int = 0,
         sae: Annotated[bool, typer.Option(help="use a cached SAE for the sae contestant")] = True,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
         json_path: JsonOpt = None,
         plot: PlotOpt = None,
@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Argument(help="a built-in organism, e.g. taboo-1")],
         steps: Annotated[int | None, typer.Option(help="override the recipe's steps")] = None,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
     ) -> None:
         """Trains a Taboo organism (LoRA on WordNet hints) and caches it."""
@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
         trials: Annotated[int, typer.Option(help="guesser trials")] = 20,
         seed: int = 0,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
         json_path: JsonOpt = None,
         plot: PlotOpt = None,

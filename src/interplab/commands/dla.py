@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         top: Annotated[int, typer.Option(help="rows in the table")] = 12,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
         json_path: JsonOpt = None,
         plot: PlotOpt = None,

@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--budget-mb", help="memory budget of the retained graph")
         ] = 2048.0,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
     ) -> None:
         """An attribution graph (circuit tracing with transcoders), checked by interventions."""

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         k: Annotated[int, typer.Option(help="top-k tokens per cell")] = 5,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
         json_path: JsonOpt = None,
         plot: PlotOpt = None,

@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
         plot: PlotOpt = None,
         budget_mb: BudgetOpt = 512.0,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
     ) -> None:
         """Activation patching: the exact effect of every cell, with CIs, Holm correction and a
@@ -278,7 +278,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = None,
         plot: PlotOpt = None,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
     ) -> None:
         """Attribution patching: gradient x activation difference, one forward and one backward,

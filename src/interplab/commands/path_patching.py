@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         json: JsonOpt = None,
         plot: PlotOpt = None,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
     ) -> None:
         """Path patching: each sender's effect on the logits or on chosen heads' q/k/v inputs."""

@@ -66,7 +66,7 @@ def harvest(
     shard_dtype: Annotated[str, typer.Option(help="float32 or float16")] = "float16",
     window: WindowOpt = 128,
     model: ModelOpt = "smollm2-135m",
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
 ) -> None:
     """Stream a corpus through the model once and write the sites' activations as shards."""
@@ -106,7 +106,7 @@ def train(
     seed: Annotated[int, typer.Option(help="initialisation and data order")] = 0,
     window: WindowOpt = 128,
     model: ModelOpt = "smollm2-135m",
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
 ) -> None:
     """Train one dictionary per (width, k) from one stream of activations."""
@@ -174,7 +174,7 @@ def evaluate_command(
     json_path: JsonOpt = None,
     plot: PlotOpt = None,
     model: ModelOpt = "smollm2-135m",
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
 ) -> None:
     """FVE, MSE, L0, dead/dense latents, CE loss recovered and KL on held-out windows."""
@@ -199,7 +199,7 @@ def encode(
     json_path: JsonOpt = None,
     plot: PlotOpt = None,
     model: ModelOpt = "smollm2-135m",
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
 ) -> None:
     """Per-token feature activations of prompts (the strongest ``--top`` per token)."""
@@ -242,7 +242,7 @@ def patch(
     json_path: JsonOpt = None,
     plot: PlotOpt = None,
     model: ModelOpt = "smollm2-135m",
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
 ) -> None:
     """Patching of a dictionary's features (clean into corrupt), per position: the chosen
@@ -292,7 +292,7 @@ def diagnose(
     json_path: JsonOpt = None,
     plot: PlotOpt = None,
     model: ModelOpt = "smollm2-135m",
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
 ) -> None:
     """Feature splitting (near-duplicate decoders: exclusive or co-firing) and first-letter
@@ -329,7 +329,7 @@ def features(
     site: Annotated[str | None, typer.Option(help="tie an SAE whose files name no site")] = None,
     window: WindowOpt = 128,
     model: ModelOpt = "smollm2-135m",
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
 ) -> None:
     """Feature pages (top, quantile and random examples, histogram, output tokens, neighbours)."""

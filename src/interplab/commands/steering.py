@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         max_new_tokens: Annotated[int, typer.Option()] = 24,
         seed: Annotated[int, typer.Option()] = 0,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
         json_path: JsonOpt = None,
         plot: PlotOpt = None,
@@ -180,7 +180,7 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="save/resume the pass here (Ctrl-C safe)")
         ] = None,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
         html_path: Annotated[
             Path | None, typer.Option("--html", help="write the page of examples here")

@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         window: Annotated[int, typer.Option(help="layers restored per attn/mlp cell")] = 10,
         budget_mb: BudgetOpt = 512.0,
         model: ModelOpt = "smollm2-135m",
-        device: DeviceOpt = "cpu",
+        device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
         json: JsonOpt = None,
         plot: PlotOpt = None,

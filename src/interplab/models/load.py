@@ -238,12 +238,25 @@ def _dtype(dtype: torch.dtype | str) -> torch.dtype:
     return valid[dtype]
 
 
+def auto_device() -> torch.device:
+    """Returns the device ``device="auto"`` picks: the CUDA GPU with the most free memory, else
+    Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        free = [torch.cuda.mem_get_info(i)[0] for i in range(torch.cuda.device_count())]
+        return torch.device("cuda", max(range(len(free)), key=free.__getitem__))
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
 def _device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return auto_device()
     try:
         dev = torch.device(device)
     except RuntimeError as e:
         raise UserError(
-            f"unknown device {device!r}: {e}; e.g. 'cpu', 'cuda', 'cuda:1', 'mps'"
+            f"unknown device {device!r}: {e}; e.g. 'auto', 'cpu', 'cuda', 'cuda:1', 'mps'"
         ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' was asked for but torch sees no CUDA GPU here; use 'cpu'")
