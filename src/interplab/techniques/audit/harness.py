@@ -50,10 +50,10 @@ def score(guesses: Sequence[str], secret: str) -> tuple[float, float]:
 
 def cached_sae() -> Any | None:
     """Returns the default SAE if its recipe has finished in the cache, else the short one, else
-    None."""
+    the demo's, else None."""
     from interplab.dictionaries import recipes
 
-    for name in ("default", "short"):
+    for name in ("default", "short", "demo"):
         run = recipes.cached(name)
         if run is not None:
             return run.dictionary
