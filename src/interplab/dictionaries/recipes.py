@@ -149,7 +149,7 @@ def run(recipe: Recipe, out: str | Path | None = None, *, progress: bool = True)
         r = evaluate(model, dictionary, windows, name=name, config=quick, progress=False)
         _say(
             f"  at {_now(started)}: held-out FVE {r.fve:.4f}, CE recovered {r.ce_recovered:.4f}, "
-            f"dead {r.dead_fraction:.1%}, L0 {r.l0:.1f}"
+            f"silent on the evaluation tokens {r.dead_fraction:.1%}, L0 {r.l0:.1f}"
         )
         return {
             "fve": r.fve,
@@ -230,7 +230,7 @@ def cached(recipe: Recipe | str, out: str | Path | None = None) -> RecipeRun | N
 
 def curve_table(curve: TrainingCurve) -> str:
     """Returns the evaluation rows of a training curve as a text table."""
-    lines = ["tokens        FVE     CE recovered  dead     L0"]
+    lines = ["tokens        FVE     CE recovered  silent   L0   (silent: on the evaluation tokens)"]
     for row in curve.table():
         lines.append(
             f"{int(row['tokens']):>10,}  {row.get('fve', float('nan')):.4f}  "

@@ -124,7 +124,7 @@ class DictionaryEval(Result):
             f"{self.name} ({self.architecture} {self.kind}, {self.d_sae} latents) at {self.site}"
             + ("" if self.target == self.site else f" -> {self.target}")
             + f", {self.n_tokens} tokens:",
-            f"  FVE {self.fve:.4f}  MSE {self.mse:.4g}  L0 {self.l0:.1f}  dead "
+            f"  FVE {self.fve:.4f}  MSE {self.mse:.4g}  L0 {self.l0:.1f}  silent on these tokens "
             f"{self.dead_fraction:.2%}  dense (> {self.dense_threshold:g}) {self.dense_fraction:.2%}",
         ]
         if np.isfinite(self.ce_recovered):

@@ -65,11 +65,15 @@ def training_figure(result: TrainingCurve) -> Figure:
     ax.legend(fontsize=8)
     for a, values, label in (
         (axes[0, 1], result.l0, "L0 (active latents per token)"),
-        (axes[1, 0], result.dead_fraction, "dead fraction"),
+        (axes[1, 0], result.dead_fraction, "dead fraction (no firing in the dead window)"),
         (axes[1, 1], result.mse, "MSE (|x - x̂|², raw units)"),
     ):
         a.plot(t, values, color="C2")
         a.set_ylabel(label)
+        # No offset notation: a TopK L0 of 64 +- 1e-3 is 64, not "+6.3999e1".
+        a.ticklabel_format(axis="y", useOffset=False)
+    if len(result.l0) and float(np.ptp(result.l0)) < 1e-2 * max(1.0, float(np.max(result.l0))):
+        axes[0, 1].set_ylim(0, float(np.max(result.l0)) * 1.2)
     if len(result.mse) and np.all(result.mse > 0):
         axes[1, 1].set_yscale("log")
     for a in axes[1]:
@@ -94,12 +98,14 @@ def eval_figure(result: DictionaryEval) -> Figure:
     left.bar(names, means, yerr=[low, high], color=["C0", "C3"][: len(names)], capsize=4)
     left.set_ylim(min(0.0, *means) if means else 0, 1.05)
     left.set_title(
-        f"L0 {result.l0:.1f}, dead {result.dead_fraction:.1%}, KL {result.kl:.3g}", fontsize=9
+        f"L0 {result.l0:.1f}, silent on these tokens {result.dead_fraction:.1%}, "
+        f"KL {result.kl:.3g}",
+        fontsize=9,
     )
     alive = result.density[result.density > 0]
     if alive.size:
         right.hist(np.log10(alive), bins=40, color="C2")
-    right.set_xlabel("log10 latent density (dead latents left out)")
+    right.set_xlabel("log10 latent density (latents silent on these tokens left out)")
     right.set_ylabel("latents")
     fig.suptitle(f"{result.name} at {result.site}: {result.n_tokens:,} held-out tokens")
     return fig
