@@ -1,14 +1,16 @@
 """Attribution-graph time and peak memory against prompt length (interplab; circuit-tracer when
 its venv exists).
 
-    python bench/bench_graphs.py [--lengths 8 16 32 64] [--runs 5] [--transcoders quick]
+    python bench/bench_graphs.py [--lengths 8 16 32 64] [--runs 5] [--transcoders shared]
 
 Each (tool, length) runs in a fresh subprocess (peak RSS is per process): one warm-up graph, then
 ``--runs`` timed graphs (median reported), pruning included, the intervention check off (circuit-
 tracer has none), same transcoders, ``batch_size=128``. Rows also give the ratio to one plain HF
 forward of the same tokens. circuit-tracer runs from ``/work/venvs/circuit-tracer`` (it cannot
 share this venv: transformers<=4.57.3) on the JumpReLU set ``bench/graphs_reference.py ours``
-writes; without that venv or set, the table has our rows only and says so.
+writes, and interplab reads that same set (``--transcoders shared``, the default), so both sides
+have the same features; without that venv or set, the table has our rows only (on the quick set)
+and says so.
 """
 
 from __future__ import annotations
@@ -109,7 +111,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="attribution graph benchmark")
     parser.add_argument("--lengths", type=int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--transcoders", default="quick")
+    parser.add_argument(
+        "--transcoders",
+        default="shared",
+        help="shared (the JumpReLU set circuit-tracer reads, when present; else quick), quick, "
+        "or a folder",
+    )
     parser.add_argument("--ct-folder", type=Path, default=Path("/tmp/graphref"))
     parser.add_argument("--child", choices=["ours", "circuit-tracer"])
     parser.add_argument("--n", type=int)
@@ -126,6 +133,9 @@ def main() -> int:
             f"circuit-tracer rows left out: need {CT_PYTHON} and {args.ct_folder}/inputs.json "
             "(python bench/graphs_reference.py ours)"
         )
+    if args.transcoders == "shared":
+        args.transcoders = str(args.ct_folder / "set") if with_ct else "quick"
+    print(f"transcoders: {args.transcoders}")
     rows = []
     for n in args.lengths:
         tools = [(sys.executable, "ours")] + (

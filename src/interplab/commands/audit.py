@@ -163,12 +163,7 @@ def register(app: typer.Typer) -> None:
             org.load(base), registry.secret(name), base, name=name, n=n, trials=trials, seed=seed,
             progress=True,
         )  # fmt: skip
-        hits = (result.guess_rank < 5).mean()
-        console.print(
-            f"{name}: leak rate {result.leak_rate:.3f} [{result.leak_low:.3f}, "
-            f"{result.leak_high:.3f}] over {result.leaked.size} samples; guesser top-5 "
-            f"{hits:.2f} over {trials} trials (chance {result.chance_top5:.4f})"
-        )
+        console.print(result.describe())
         console.print(result.summary().describe())
         write_outputs(result, json_path, figure)
 

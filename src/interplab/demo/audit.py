@@ -84,7 +84,8 @@ def section(model: Model, out_dir: Path, console: Console) -> Section:
             f"{check.leak_high:.3f}).",
             f"A WordNet guesser (the lexicon the training hints came from), reading three of the "
             f"organism's hints, put the word in its top 5 in {hits:.0%} of "
-            f"{check.guess_rank.size} trials (chance {check.chance_top5:.3f}): the replies point "
+            f"{check.guess_rank.size} trials (exact 95% CI {check.guesser_interval()[0]:.2f} to "
+            f"{check.guesser_interval()[1]:.2f}; chance {check.chance_top5:.3f}): the replies point "
             "at the word, which does not show that a reader without that lexicon could find it.",
         ],
         caveats=[

@@ -48,6 +48,24 @@ class OrganismCheckResult(Result):
     def chance_top5(self) -> float:
         return min(1.0, 5 / len(self.vocabulary))
 
+    def guesser_interval(self) -> tuple[float, float]:
+        """Returns the Clopper-Pearson 95% interval of the guesser's top-5 hit rate (a bootstrap
+        of 20 hits in 20 would say [1, 1])."""
+        r = proportion_ci(int((self.guess_rank < 5).sum()), len(self.guess_rank),
+                          method="clopper-pearson")  # fmt: skip
+        return float(r.low), float(r.high)
+
+    def describe(self) -> str:
+        """Returns the two checks in a sentence, each with its interval and n."""
+        hits = float((self.guess_rank < 5).mean()) if self.guess_rank.size else float("nan")
+        low, high = self.guesser_interval()
+        return (
+            f"{self.organism}: leak rate {self.leak_rate:.3f} [{self.leak_low:.3f}, "
+            f"{self.leak_high:.3f}] over {self.leaked.size} samples; guesser top-5 {hits:.2f} "
+            f"[{low:.2f}, {high:.2f}] over {self.guess_rank.size} trials (chance "
+            f"{self.chance_top5:.4f}; Clopper-Pearson 95% intervals)"
+        )
+
     def summary(self, *, seed: int = 0) -> Summary:
         """Returns the guesser's top-5 hit rate over trials, tested against chance (5 / vocab)."""
         hits = (self.guess_rank < 5).astype(np.float64)

@@ -122,9 +122,18 @@ def _standardised_parts(
         pooled = (
             (n_a - 1) * first.var(axis=0, ddof=1) + (n_b - 1) * second.var(axis=0, ddof=1)
         ) / df
-        return first.mean(axis=0) - second.mean(axis=0), np.sqrt(pooled), float(df)
+        difference = first.mean(axis=0) - second.mean(axis=0)
+        return difference, _no_spread(np.sqrt(pooled), first, second), float(df)
     differences = first - (float(null) if kind == "one-sample" else _matching(first, b))
-    return differences.mean(axis=0), differences.std(axis=0, ddof=1), float(first.shape[0] - 1)
+    scale = _no_spread(differences.std(axis=0, ddof=1), differences)
+    return differences.mean(axis=0), scale, float(first.shape[0] - 1)
+
+
+def _no_spread(scale: np.ndarray, *values: np.ndarray) -> np.ndarray:
+    """Returns ``scale`` with spreads at float rounding of the values' size set to exactly 0, so
+    constant data (20 of 20 hits) gives an infinite d, not 8.7e15 from a rounding residue."""
+    size = np.max([np.abs(v).max(axis=0) for v in values], axis=0)
+    return np.where(scale <= 1e-12 * np.maximum(size, 1e-300), 0.0, scale)
 
 
 def _hedges_correction(df: float) -> float:

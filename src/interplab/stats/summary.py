@@ -454,6 +454,8 @@ def _number(value: float | np.ndarray) -> str:
     number = float(value)
     if math.isnan(number):
         return "nan"
+    if math.isinf(number):
+        return "infinite (no spread)" if number > 0 else "-infinite (no spread)"
     if number == 0:
         return "0"
     # Three significant figures, trailing zeros kept, so interval ends line up (1.50, not 1.5).
