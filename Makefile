@@ -93,8 +93,9 @@ corpus: austen
 
 # Taboo model organisms (docs/auditing.md): WordNet 3.0 from the Debian package wordnet-base
 # (Princeton's WordNet 3.0 licence) extracted into the cache, then one LoRA organism per name in
-# ORGANISMS trained and cached (about 10-20 minutes each on 2 cores; cached, so a rerun is quick).
-ORGANISMS ?= taboo-1
+# ORGANISMS trained and cached (about 2 minutes each on a quiet 2-core machine, 17 under heavy
+# load; cached, so a rerun is quick).
+ORGANISMS ?= taboo-1 taboo-2 taboo-3 taboo-4 taboo-5
 # `make test` and `make demo` fetch it too, but a machine without apt-get only skips what needs it.
 wordnet:
 	mkdir -p $(CACHE)/data/wordnet/deb
