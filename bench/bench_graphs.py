@@ -88,9 +88,12 @@ def run_circuit_tracer(n: int, runs: int, folder: Path) -> dict:
         feature_output_hook="hook_mlp_out",
         device=torch.device("cpu"),
     )
+    from graphs_reference import _v4_folder  # the transformers-4 view of the converted model
+
     model = ReplacementModel.from_pretrained_and_transcoders(
-        inputs["model_dir"], tcs, backend="nnsight", device=torch.device("cpu"), dtype=torch.float32
-    )
+        str(_v4_folder(Path(inputs["model_dir"]), folder)), tcs, backend="nnsight",
+        device=torch.device("cpu"), dtype=torch.float32,
+    )  # fmt: skip
     ids = torch.tensor(_ids(model.tokenizer, n))
 
     def once():

@@ -154,9 +154,9 @@ def register(app: typer.Typer) -> None:
         method: Annotated[
             str,
             typer.Option(
-                help="exact (every cell patched) | verified (every cell AtP* and its sampled error "
-                "cannot rule out above 5% of the clean-corrupt gap runs exactly, with a random "
-                "sample; the rest are estimated with a bound) | atp "
+                help="exact (every cell patched) | verified (every cell whose AtP* score exceeds "
+                "0.5% of the clean-corrupt gap runs exactly, with a random sample; the rest are "
+                "estimated, with a bound) | atp "
                 "(AtP* estimates only, with the QK fix)"
             ),
         ] = "exact",
@@ -184,8 +184,8 @@ def register(app: typer.Typer) -> None:
         dtype: DtypeOpt = "float32",
     ) -> None:
         """Activation patching: the exact effect of every cell, with CIs, Holm correction and a
-        control sweep on unrelated prompts (``--method verified``: only the cells that could
-        exceed 5% of the clean-corrupt gap and a random sample run exactly; ``--method atp``: AtP* estimates alone)."""
+        control sweep on unrelated prompts (``--method verified``: only the cells AtP* scores
+        above 0.5% of the clean-corrupt gap and a random sample run exactly; ``--method atp``: AtP* estimates alone)."""
         from interplab.techniques.patching import (
             PatchingConfig,
             activation_patching,

@@ -145,6 +145,7 @@ class VerifiedPatchingResult(PatchingResult):
     confidence: float = 0.95
     bound_method: str = ""
     threshold: float = 0.05  # of the clean-corrupt gap
+    screen: float = 0.1  # of the tolerance: AtP* scores above it ran exactly
     tolerance: float = float("nan")  # threshold x gap: what may stay unverified
     sample: float = 0.05
     n_cells: int = 0
@@ -165,7 +166,7 @@ class VerifiedPatchingResult(PatchingResult):
         """Returns the verification in a sentence: how many cells ran exactly and the bound."""
         exact = f"{self.n_exact} of {self.n_cells} cells patched exactly"
         parts = (
-            f"({self.n_verified} that AtP* and its sampled error could not rule out above "
+            f"({self.n_verified} with an AtP* score above {self.screen:g} x the tolerance "
             f"{self.tolerance:.4g}, {self.n_sampled} random)"
         )
         if self.n_exact == self.n_cells:
