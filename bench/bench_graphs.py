@@ -161,6 +161,7 @@ def main() -> int:
             ]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)  # each row as it lands: a long run can stop
     print(f"{'tool':<16}{'tokens':>7}{'seconds':>10}{'x forward':>11}{'peak MB':>9}{'vs ours':>9}")
     ours = {r["n"]: r for r in rows if r["tool"] == "interplab"}
     for r in rows:
