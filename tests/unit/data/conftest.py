@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    # Session-wide so the wiki parse (~2 s) happens once, and never in the user's ~/.cache.
+@pytest.fixture(scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("interplab-cache")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(_private_cache_dir: Path) -> Iterator[None]:
+    # One folder for the session, so the wiki parse (~2 s) happens once, and never in the user's
+    # ~/.cache; set per module, not per session: a session fixture set up here stayed up until
+    # the session ended, so every test a worker ran after these saw an empty cache (organism
+    # tests skipped for want of WordNet, models were converted again).
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INTERPLAB_CACHE", str(tmp_path_factory.mktemp("interplab-cache")))
+        patch.setenv("INTERPLAB_CACHE", str(_private_cache_dir))
         yield
 
 
