@@ -163,8 +163,8 @@ def register(app: typer.Typer) -> None:
         graddrop: Annotated[
             bool,
             typer.Option(
-                help="with --method atp or verified: also GradDrop's cancellation scores "
-                "(about L/2 extra backwards)"
+                help="with --method atp: also GradDrop's cancellation scores (about L/2 extra "
+                "backwards)"
             ),
         ] = False,
         backend: Annotated[
@@ -185,7 +185,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Activation patching: the exact effect of every cell, with CIs, Holm correction and a
         control sweep on unrelated prompts (``--method verified``: only the cells AtP* scores
-        above 0.5% of the clean-corrupt gap and a random sample run exactly; ``--method atp``: AtP* estimates alone)."""
+        above 0.5% of the clean-corrupt gap and a random sample run exactly; ``--method atp``:
+        AtP* estimates alone)."""
         from interplab.techniques.patching import (
             PatchingConfig,
             activation_patching,
@@ -202,10 +203,8 @@ def register(app: typer.Typer) -> None:
             )
         if method not in ("exact", "verified", "atp"):
             raise typer.BadParameter(f"--method is exact, verified or atp, not {method!r}")
-        if graddrop and method == "exact":
-            raise typer.BadParameter(
-                "--graddrop ranks AtP* estimates: add --method atp or verified"
-            )
+        if graddrop and method != "atp":
+            raise typer.BadParameter("--graddrop scores AtP* estimates: add --method atp")
         methods = None if ablations is None else [m.strip() for m in ablations.split(",")]
         if methods is not None:
             check_methods([m for m in methods if m])
@@ -251,14 +250,6 @@ def register(app: typer.Typer) -> None:
             result = distributed_patching(
                 loaded, pairs, config=config, backend="ray", address=address, workers=workers
             )
-        elif method == "verified" and graddrop:
-            from dataclasses import replace
-
-            from interplab.techniques.patching import verified_patching
-            from interplab.techniques.patching.verified import VerifiedConfig
-
-            verified = replace(VerifiedConfig.from_patching(config), graddrop=True)
-            result = verified_patching(loaded, pairs, config=verified)
         else:
             result = activation_patching(loaded, pairs, config=config, progress=True)
         report(result, "patch", component, direction, json, plot, console)

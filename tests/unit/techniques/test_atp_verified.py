@@ -49,6 +49,7 @@ def test_exact_cells_equal_the_full_exact_sweep(family, per):
     ver = verified_patching(model, tp, config=cfg, progress=False)
     assert ver.method == ("fast" if family == "llama" else "hooks")
     assert ver.n_verified > 0 and ver.n_sampled > 0
+    assert ver.n_sampled == sum(int((ver.status[c] == SAMPLED).sum()) for c in GRID)
     assert ver.n_exact < ver.n_cells
     scores = np.concatenate([ver.scores[c].ravel() for c in GRID])
     status = np.concatenate([ver.status[c].ravel() for c in GRID])

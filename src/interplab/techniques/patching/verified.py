@@ -180,17 +180,7 @@ def run_verified(
     estimates = {c: est.effects[c].double().cpu().numpy() for c in comps}
     scores = {c: est.scores[c].double().mean(0).cpu().numpy() for c in comps}
     shapes = {c: scores[c].shape for c in comps}
-    flat_mean = np.concatenate([estimates[c].mean(0).ravel() for c in comps])
     flat_scores = np.concatenate([scores[c].ravel() for c in comps])
-
-    def split(flat: np.ndarray) -> dict[str, np.ndarray]:
-        out, offset = {}, 0
-        for c in comps:
-            size = int(np.prod(shapes[c]))
-            out[c] = flat[offset : offset + size].reshape(shapes[c])
-            offset += size
-        return out
-
     denoise = cfg.direction == "denoise"
     base_ids, source_ids = (tp.corrupt, tp.clean) if denoise else (tp.clean, tp.corrupt)
     reason = fast.unsupported(model, tp)
@@ -201,44 +191,39 @@ def run_verified(
         targets = Targets(tp.answer, tp.wrong, torch.log_softmax(clean_logits.float(), -1))
         clean_m, corrupt_m = m(clean_logits, targets), m(corrupt_logits, targets)
         base_m = corrupt_m if denoise else clean_m
-        sites = [Site(layer, c) for c in comps for layer in range(d.n_layers)]  # type: ignore[arg-type]
-        values = _capture(model, model.tokens(source_ids, tp.mask), sites)
-    base = base_m.double().cpu().numpy()
     gap = abs(float(clean_m.double().mean() - corrupt_m.double().mean()))
     tol = cfg.threshold * gap if tolerance is None else tolerance
-
-    def exact_effects(cells: np.ndarray) -> dict[str, np.ndarray]:
-        """The exact per-example effects ``[n, ...]`` of the flat cells marked in ``cells``."""
-        only = {c: torch.from_numpy(v) for c, v in split(cells).items()}
-        if not any(bool(v.any()) for v in only.values()):
-            return {c: np.zeros((len(base),) + shapes[c]) for c in comps}
-        with torch.no_grad():
-            if reason is None:
-                grids = fast.sweep(
-                    model, base_ids, values, comps, cfg.per, m, targets,
-                    budget_mb=cfg.batch_budget_mb, progress=progress, only=only,
-                )  # fmt: skip
-            else:
-                grids = hooks.packed_sweep(
-                    model, base_ids, tp, values, comps, cfg.per, m, targets,
-                    cfg.batch_budget_mb, progress, only=only,
-                )  # fmt: skip
-        return {
-            c: grids[c].double().cpu().numpy() - base.reshape((-1,) + (1,) * len(shapes[c]))
-            for c in comps
-        }
-
     rng = np.random.default_rng(cfg.seed)
     flat_status = select_cells(flat_scores, cfg.screen * tol, cfg.sample, cfg.min_sample, rng)
-    ran = flat_status != ESTIMATED
-    exact = exact_effects(ran)
-    exact_mean = np.concatenate([exact[c].mean(0).ravel() for c in comps])
-    sampled = flat_status == SAMPLED
-    errors = exact_mean[sampled] - flat_mean[sampled]
-    status = split(flat_status)
-    ran_cells = split(ran)
-    effects = {c: np.where(ran_cells[c][None], exact[c], estimates[c]) for c in comps}
-    bound = max_effect_bound(flat_mean[~ran], errors, cfg.confidence)
+    status, offset = {}, 0
+    for c in comps:
+        size = int(np.prod(shapes[c]))
+        status[c] = flat_status[offset : offset + size].reshape(shapes[c])
+        offset += size
+    only = {c: torch.from_numpy(status[c] != ESTIMATED) for c in comps}
+    with torch.no_grad():
+        sites = [Site(layer, c) for c in comps for layer in range(d.n_layers)]  # type: ignore[arg-type]
+        values = _capture(model, model.tokens(source_ids, tp.mask), sites)
+        if reason is None:
+            grids = fast.sweep(
+                model, base_ids, values, comps, cfg.per, m, targets,
+                budget_mb=cfg.batch_budget_mb, progress=progress, only=only,
+            )  # fmt: skip
+        else:
+            grids = hooks.packed_sweep(
+                model, base_ids, tp, values, comps, cfg.per, m, targets, cfg.batch_budget_mb,
+                progress, only=only,
+            )  # fmt: skip
+    base = base_m.double().cpu().numpy()
+    effects: dict[str, np.ndarray] = {}
+    errors = []
+    for c in comps:
+        exact = grids[c].double().cpu().numpy() - base.reshape((-1,) + (1,) * len(shapes[c]))
+        effects[c] = np.where((status[c] != ESTIMATED)[None], exact, estimates[c])
+        sampled = status[c] == SAMPLED
+        errors.append(exact.mean(0)[sampled] - estimates[c].mean(0)[sampled])
+    left = np.concatenate([estimates[c].mean(0)[status[c] == ESTIMATED] for c in comps])
+    bound = max_effect_bound(left, np.concatenate(errors), cfg.confidence)
     control_result = None
     if cfg.control:
         from dataclasses import replace
@@ -271,9 +256,9 @@ def run_verified(
         screen=cfg.screen,
         tolerance=tol,
         sample=cfg.sample,
-        n_cells=len(flat_mean),
+        n_cells=len(flat_scores),
         n_verified=int((flat_status == VERIFIED).sum()),
-        n_sampled=int(sampled.sum()),
+        n_sampled=int((flat_status == SAMPLED).sum()),
         graddrop=cfg.graddrop,
     )
 
@@ -299,31 +284,24 @@ def select_cells(
     return status
 
 
-def upper_bounds(estimates: np.ndarray, errors: np.ndarray, confidence: float) -> np.ndarray:
-    """Returns each estimated cell's upper bound on |mean effect| (``u`` of the module docstring):
-    all hold together with ``confidence`` if the cells' errors (effect - estimate) and the sampled
-    ``errors`` are independent draws from one normal distribution; infinite with fewer than two
-    sampled errors."""
+def max_effect_bound(estimates: np.ndarray, errors: np.ndarray, confidence: float) -> float:
+    """Returns an upper bound on max |effect| over the estimated cells, holding with
+    ``confidence`` if their errors (effect - estimate) and the sampled ``errors`` are independent
+    draws from one normal distribution (step 5 of the module docstring): 0 with nothing
+    estimated, infinity with fewer than two sampled errors."""
     from scipy.stats import t
 
     estimates = np.asarray(estimates, dtype=np.float64)
     errors = np.asarray(errors, dtype=np.float64)
     n, m = estimates.size, errors.size
     if n == 0:
-        return estimates.copy()
+        return 0.0
     if m < 2:
-        return np.full(n, math.inf)
+        return math.inf
     alpha = 1.0 - confidence
     q = float(t.ppf(1.0 - alpha / (2 * n), m - 1))
     spread = float(errors.std(ddof=1)) * math.sqrt(1.0 + 1.0 / m)
-    return np.abs(estimates + float(errors.mean())) + q * spread
-
-
-def max_effect_bound(estimates: np.ndarray, errors: np.ndarray, confidence: float) -> float:
-    """Returns an upper bound on max |effect| over the estimated cells (the largest of their
-    `upper_bounds`): 0 with nothing estimated, infinity with fewer than two sampled errors."""
-    bounds = upper_bounds(estimates, errors, confidence)
-    return float(bounds.max()) if bounds.size else 0.0
+    return float(np.abs(estimates + errors.mean()).max() + q * spread)
 
 
 def _capture(model: Model, tokens: object, sites: list[Site]) -> dict[Site, Tensor]:
@@ -337,6 +315,5 @@ __all__ = [
     "max_effect_bound",
     "run_verified",
     "select_cells",
-    "upper_bounds",
     "verified_patching",
 ]
