@@ -153,7 +153,7 @@ def _not_cached(name: str, model: Model) -> str:
         if not registry.get(ORGANISM).ready:
             return (
                 f"the auditing game needs the Taboo organism {ORGANISM}; train it once with "
-                "`make organisms` (about 17 minutes on two cores) and run the demo again"
+                "`make organisms` (about 2 minutes per organism on two quiet cores) and run the demo again"
             )
     return ""
 
