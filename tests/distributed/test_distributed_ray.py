@@ -6,9 +6,6 @@ from __future__ import annotations
 import _thread
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -38,55 +35,6 @@ from interplab.techniques.patching import activation_patching as local_patching 
 pytestmark = pytest.mark.ray
 HERE = Path(__file__).resolve().parent
 FACTORY = "factories:tiny_llama"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A Ray head on this machine started by ``ray start`` (four logical CPUs: the shared
-    two-worker backend plus one more pair of worker processes);
-    the driver connects to its address. Stopped with the process that started it."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "RAY_AUTH_MODE": "disabled",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)]),
-    }
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    head = subprocess.Popen(
-        [
-            sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-            f"--port={port}", "--num-cpus=4", "--include-dashboard=false",
-            "--disable-usage-stats",
-        ],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    address = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            ray.init(address=address, log_to_driver=False)
-            break
-        except Exception:
-            if time.monotonic() > deadline or head.poll() is not None:
-                head.kill()
-                raise
-            time.sleep(1)
-    try:
-        yield address
-    finally:
-        ray.shutdown()
-        head.send_signal(signal.SIGTERM)
-        try:
-            head.wait(60)
-        except subprocess.TimeoutExpired:
-            head.kill()
 
 
 @pytest.fixture(scope="module")
