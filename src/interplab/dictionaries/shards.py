@@ -13,6 +13,9 @@
    ``(seed, epoch)``, and the trainer shuffles tokens within a block, so the shards behave like
    the live source with a shuffling buffer of one block. File sizes are checked against the
    manifest and unreadable files are named, so a truncated shard is an error, not garbage.
+
+`harvest_identity`, `open_harvest`, `write_block` and `write_manifest` are the steps of
+`harvest`, public so that `interplab.distributed.harvest` writes the same folder from workers.
 """
 
 from __future__ import annotations
@@ -47,39 +50,52 @@ def harvest(
 ) -> ShardSource:
     """Writes the blocks of ``source`` (up to ``max_tokens`` tokens) under ``folder`` and returns
     them as a `ShardSource`; an unfinished harvest in ``folder`` is resumed."""
+    root = Path(folder)
+    identity = harvest_identity(source, max_tokens=max_tokens, dtype=dtype)
+    manifest = open_harvest(root, identity)
+    n_blocks = int(identity["n_blocks"])
+    done = len(manifest["blocks"])
+    with progress_bar(n_blocks, f"harvesting {root.name}", progress) as advance:
+        advance(done)
+        for index in range(done, n_blocks):
+            manifest["blocks"].append(write_block(root, index, source.block(0, index), dtype))
+            write_manifest(root, manifest)
+            advance(1)
+    return ShardSource(root)
+
+
+def harvest_identity(
+    source: ModelSource, *, max_tokens: int | None = None, dtype: ShardDtype = "float32"
+) -> dict[str, Any]:
+    """Returns what a harvest folder's manifest says besides its blocks: the source's
+    fingerprint, the widths, the dtype and ``n_blocks``, the blocks of epoch 0 to write."""
     if dtype not in ("float32", "float16"):
         raise HarvestError(f"shard dtype must be 'float32' or 'float16', got {dtype!r}")
-    root = Path(folder)
     per_block = source.config.block_windows * source.tokens_per_window
     n_blocks = source.n_blocks
     if max_tokens is not None:
         n_blocks = min(n_blocks, max(1, -(-max_tokens // per_block)))
-    identity = {
+    return {
         "version": _VERSION,
         **source.fingerprint(),
         "widths": {str(s): w for s, w in source.widths.items()},
         "dtype": dtype,
         "n_blocks": n_blocks,
     }
-    manifest = _start(root, identity)
-    done = len(manifest["blocks"])
-    with progress_bar(n_blocks, f"harvesting {root.name}", progress) as advance:
-        advance(done)
-        for index in range(done, n_blocks):
-            acts = source.block(0, index)
-            files = {}
-            for site, x in acts.items():
-                path = root / f"block{index:05d}" / f"{_file_name(site)}.npy"
-                _write_array(path, x.numpy().astype(dtype, copy=False))
-                files[str(site)] = {
-                    "file": str(path.relative_to(root)),
-                    "bytes": path.stat().st_size,
-                }
-            tokens = next(iter(acts.values())).shape[0]
-            manifest["blocks"].append({"index": index, "tokens": int(tokens), "files": files})
-            _write_manifest(root, manifest)
-            advance(1)
-    return ShardSource(root)
+
+
+def write_block(
+    root: Path, index: int, acts: dict[Site, Tensor], dtype: ShardDtype
+) -> dict[str, Any]:
+    """Writes block ``index`` (one ``.npy`` per site, each atomically) under ``root`` and returns
+    its manifest entry: index, token count, and each site's file and size."""
+    files = {}
+    for site, x in acts.items():
+        path = root / f"block{index:05d}" / f"{_file_name(site)}.npy"
+        _write_array(path, x.numpy().astype(dtype, copy=False))
+        files[str(site)] = {"file": str(path.relative_to(root)), "bytes": path.stat().st_size}
+    tokens = next(iter(acts.values())).shape[0]
+    return {"index": index, "tokens": int(tokens), "files": files}
 
 
 class ShardSource:
@@ -149,8 +165,9 @@ def _file_name(site: Site) -> str:
     return str(site).replace(".", "_")
 
 
-def _start(root: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    """Returns the manifest to continue: the folder's own if it matches ``identity``."""
+def open_harvest(root: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """Returns the manifest to continue (its ``blocks`` are those finished): the folder's own if
+    it matches ``identity`` (refused if it does not), else a new empty one, written now."""
     path = root / MANIFEST
     if path.exists():
         try:
@@ -166,11 +183,12 @@ def _start(root: Path, identity: dict[str, Any]) -> dict[str, Any]:
             )
         return manifest
     manifest = {**identity, "blocks": []}
-    _write_manifest(root, manifest)
+    write_manifest(root, manifest)
     return manifest
 
 
-def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    """Replaces the folder's manifest atomically (it lists exactly the blocks written)."""
     path = root / MANIFEST
     try:
         write_json(path, manifest)
@@ -194,4 +212,13 @@ def _write_error(path: Path, e: OSError) -> HarvestError:
     return HarvestError(f"cannot write {path}: {e.strerror or e}")
 
 
-__all__ = ["MANIFEST", "ShardDtype", "ShardSource", "harvest"]
+__all__ = [
+    "MANIFEST",
+    "ShardDtype",
+    "ShardSource",
+    "harvest",
+    "harvest_identity",
+    "open_harvest",
+    "write_block",
+    "write_manifest",
+]

@@ -5,7 +5,9 @@
     viz.top_examples.save_page(result, "top.html")
 
 `stream` holds the algorithm and the public function, `state` the streaming state, `checkpoint`
-its saving and resuming, `finish` the step from state to result.
+its saving and resuming, `finish` the step from state to result. `stream.prepare`, `stream.stream`,
+`stream.conclude` and `state.merge_states` are the split and merge points that
+`interplab.distributed.top_examples` streams corpus shards with.
 """
 
 from interplab.results.top_examples import (

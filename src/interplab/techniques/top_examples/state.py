@@ -15,15 +15,24 @@
    tokens inside its window). The state's size is directions × slots × context, whatever the
    corpus length. `State.update` returns a new state, so an interrupt mid-batch leaves the last
    complete one to checkpoint.
+6. Parts of the corpus streamed apart (each from an empty state with batch 0's histogram edges,
+   keeping the corpus's window and batch numbers) merge into the one-pass state (`merge_states`):
+   the slots by the same stable selections over [earlier part | later part], so ties still go to
+   the earlier token and the slots equal the one pass's bit for bit; counts, min and max add up
+   exactly; the float64 sums are added in another order, so mean and std may differ from the one
+   pass's in the last bits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from interplab.results.top_examples import TopExamplesError
 
 SLOT_FIELDS = ("key", "score", "window", "pos", "ctx")
 
@@ -89,21 +98,48 @@ class Slots:
     def tensors(self) -> dict[str, Tensor]:
         return {f: getattr(self, f) for f in SLOT_FIELDS}
 
+    def pick(self, src: Tensor, fill: float) -> Slots:
+        """Returns new slots holding the slots ``src`` [D, S'] names (``-1``: empty)."""
+        out = Slots.empty(src.shape[0], src.shape[1], self.ctx.shape[2], fill)
+        used = src >= 0
+        if bool(used.any()):
+            di, si = used.nonzero().unbind(1)
+            for f in SLOT_FIELDS:
+                getattr(out, f)[di, si] = getattr(self, f)[di, src[used]]
+        return out
+
+    @staticmethod
+    def cat(a: Slots, b: Slots) -> Slots:
+        """Returns ``a``'s slots followed by ``b``'s (the earlier part of the corpus first)."""
+        return Slots(**{f: torch.cat([getattr(a, f), getattr(b, f)], 1) for f in SLOT_FIELDS})
+
 
 def merge_sorted(slots: Slots, cand: Tensor, batch: Batch, *, descending: bool) -> Slots:
     """Returns the S best of kept ∪ batch by key (stable: ties keep corpus order)."""
     keys = torch.cat([slots.key, cand], 1)
-    order = torch.sort(keys, dim=1, descending=descending, stable=True).indices
-    src = order[:, : slots.key.shape[1]]
+    src = _best(keys, slots.key.shape[1], descending)
     fill = float("-inf") if descending else float("inf")
-    picked = keys.gather(1, src)
-    src = torch.where(torch.isinf(picked), torch.full_like(src, -1), src)
     return slots.take(src, cand, batch, fill)
+
+
+def _best(keys: Tensor, s: int, descending: bool) -> Tensor:
+    """Returns the columns of the ``s`` best keys per row, in order (``-1``: an empty slot)."""
+    order = torch.sort(keys, dim=1, descending=descending, stable=True).indices
+    src = order[:, :s]
+    picked = keys.gather(1, src)
+    return torch.where(torch.isinf(picked), torch.full_like(src, -1), src)
 
 
 def merge_binned(slots: Slots, cand: Tensor, batch: Batch, n_bins: int, per_bin: int) -> Slots:
     """Returns, per histogram bin, the ``per_bin`` smallest keys (key = bin + uniform)."""
     keys = torch.cat([slots.key, cand], 1)
+    src = _best_per_bin(keys, slots.key, n_bins, per_bin)
+    return slots.take(src, cand, batch, float("inf"))
+
+
+def _best_per_bin(keys: Tensor, like: Tensor, n_bins: int, per_bin: int) -> Tensor:
+    """Returns the columns of each bin's ``per_bin`` smallest keys, at ``bin * per_bin + rank``
+    (``-1``: an empty slot); ``like`` is the kept slots' key tensor (the output's shape)."""
     sorted_keys, order = torch.sort(keys, dim=1, stable=True)
     bins = sorted_keys.floor()
     starts = torch.searchsorted(
@@ -114,10 +150,10 @@ def merge_binned(slots: Slots, cand: Tensor, batch: Batch, n_bins: int, per_bin:
     b = bins.clamp(0, n_bins - 1).long()
     rank = torch.arange(keys.shape[1])[None] - starts.gather(1, b)
     keep = finite & (rank < per_bin)
-    src = torch.full_like(slots.key, -1, dtype=torch.long)
+    src = torch.full_like(like, -1, dtype=torch.long)
     di = keep.nonzero()[:, 0]
     src[di, (b * per_bin + rank)[keep]] = order[keep]
-    return slots.take(src, cand, batch, float("inf"))
+    return src
 
 
 @dataclass
@@ -183,6 +219,30 @@ class State:
             hi=torch.maximum(self.hi, flat.max(1).values),
         )
 
+    def merge(self, later: State) -> State:
+        """Returns the state of this part of the corpus followed by ``later``'s, as one pass
+        over both would leave it (step 6 of the module docstring)."""
+        if not torch.equal(self.edges, later.edges):
+            raise TopExamplesError("states to merge need the same histogram edges (batch 0's)")
+        top, rnd = Slots.cat(self.top, later.top), Slots.cat(self.rnd, later.rnd)
+        hist = Slots.cat(self.hist, later.hist)
+        n_hist, width = self.counts.shape[1], self.hist.key.shape[1]
+        per_bin = width // n_hist
+        return State(
+            top=top.pick(_best(top.key, self.top.key.shape[1], True), float("-inf")),
+            rnd=rnd.pick(_best(rnd.key, self.rnd.key.shape[1], False), float("inf")),
+            hist=hist.pick(_best_per_bin(hist.key, self.hist.key, n_hist, per_bin), float("inf"))
+            if width
+            else self.hist,
+            counts=self.counts + later.counts,
+            edges=self.edges,
+            count=self.count + later.count,
+            total=self.total + later.total,
+            total_sq=self.total_sq + later.total_sq,
+            lo=torch.minimum(self.lo, later.lo),
+            hi=torch.maximum(self.hi, later.hi),
+        )
+
     def tensors(self) -> dict[str, Tensor]:
         """Returns every tensor of the state, by name (what a checkpoint stores)."""
         out = {f"top.{k}": v for k, v in self.top.tensors().items()}
@@ -224,4 +284,15 @@ class State:
         )
 
 
-__all__ = ["Batch", "Slots", "State", "merge_binned", "merge_sorted"]
+def merge_states(states: Sequence[State]) -> State:
+    """Returns the one-pass state of consecutive corpus parts, from their states in corpus order
+    (each part streamed from an empty state with batch 0's histogram edges)."""
+    if not states:
+        raise TopExamplesError("no states to merge")
+    merged = states[0]
+    for later in states[1:]:
+        merged = merged.merge(later)
+    return merged
+
+
+__all__ = ["Batch", "Slots", "State", "merge_binned", "merge_sorted", "merge_states"]

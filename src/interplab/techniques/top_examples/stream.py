@@ -21,15 +21,20 @@ examples alone make a direction look cleaner than it is):
    saved batch (`checkpoint`); without it an interrupt writes nothing.
 4. At the end (`finish`) contexts are read back from the corpus, the histogram is grouped into
    approximate quantile bins with samples drawn from each, and mean/std/min/max are reported.
+
+`top_examples` is `prepare` (step 1's choices, checked), `stream` over the batches (steps 1-3)
+and `conclude` (step 4); a scale-out streams parts of the corpus with the same three and merges
+their states (`state.merge_states`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,6 +112,90 @@ def top_examples(
         stop_early=stop_early,
         checkpoint_every=checkpoint_every,
     )
+    p = prepare(
+        model, corpus, site=site, neurons=neurons, directions=directions, config=cfg,
+        corpus_name=corpus_name,
+    )  # fmt: skip
+    state = p.reading.new_state()
+    done = 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    resumed = checkpoints.resume(ckpt, p.identity)
+    if resumed is not None:
+        state, done = resumed
+    length = p.reading.length
+    with progress_bar(
+        p.n_windows * length, "max-activating examples (tokens)", progress
+    ) as advance:
+        advance(min(done * cfg.batch_size, p.n_windows) * length)
+        try:
+            rest = p.windows[done * cfg.batch_size : p.n_windows]
+            states = stream(model, p.reading, rest, done, state)
+            for state in states:  # the last complete state stays in ``state`` on Ctrl-C
+                done += 1
+                advance(min(cfg.batch_size, p.n_windows - (done - 1) * cfg.batch_size) * length)
+                if ckpt is not None and done % cfg.checkpoint_every == 0:
+                    checkpoints.save(ckpt, state, done, p.identity)
+        except KeyboardInterrupt:
+            if ckpt is not None:
+                checkpoints.save(ckpt, state, done, p.identity)
+            raise
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)
+    return conclude(model, p, state)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What every batch of a pass reads: the sites captured, how each becomes directions, the
+    options, and the window length (all a worker streaming a part of the corpus needs)."""
+
+    readers: tuple[_Reader, ...]
+    sites: tuple[Site, ...]
+    cfg: TopExamplesConfig
+    length: int
+
+    @property
+    def offsets(self) -> Tensor:
+        return torch.arange(-self.cfg.context[0], self.cfg.context[1] + 1)
+
+    def new_state(self, edges: Tensor | None = None) -> State:
+        """Returns the empty state (with the histogram ``edges`` of batch 0, if given)."""
+        cfg = self.cfg
+        n_dir = sum(len(r.units) if r.units is not None else 1 for r in self.readers)
+        state = State.new(n_dir, cfg.k, cfg.n_random, cfg.n_hist, cfg.per_bin, len(self.offsets))
+        return state if edges is None else replace(state, edges=edges)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One pass prepared on the driver: the corpus windows (``n_windows`` of them read), its
+    `Reading`, the directions in result order, and what identifies the pass (checkpoints)."""
+
+    windows: np.ndarray
+    n_windows: int
+    reading: Reading
+    units: tuple[Unit, ...]
+    corpus: str
+    corpus_sha256: str
+    identity: dict[str, Any]
+
+    @property
+    def n_batches(self) -> int:
+        return -(-self.n_windows // self.reading.cfg.batch_size)
+
+
+def prepare(
+    model: Model,
+    corpus: TokenizedCorpus | np.ndarray,
+    *,
+    site: SiteLike | FeatureSite | None,
+    neurons: Sequence[int] | None,
+    directions: Directions | None,
+    config: TopExamplesConfig,
+    corpus_name: str = "",
+) -> Pass:
+    """Returns the checked, prepared pass of `top_examples` (step 1: what is read, and how)."""
+    cfg = config
     windows = corpus.windows if isinstance(corpus, TokenizedCorpus) else np.asarray(corpus)
     if windows.ndim != 2 or windows.shape[0] == 0:
         raise TopExamplesError(
@@ -131,48 +220,47 @@ def top_examples(
         "batch_size": cfg.batch_size,
         "seed": cfg.seed,
     }
-    offsets = torch.arange(-cfg.context[0], cfg.context[1] + 1)
-    state = State.new(len(units), cfg.k, cfg.n_random, cfg.n_hist, cfg.per_bin, len(offsets))
-    done = 0
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    resumed = checkpoints.resume(ckpt, identity)
-    if resumed is not None:
-        state, done = resumed
-    n_batches = -(-n_win // cfg.batch_size)
-    with progress_bar(n_win * length, "max-activating examples (tokens)", progress) as advance:
-        advance(min(done * cfg.batch_size, n_win) * length)
-        try:
-            for bi in range(done, n_batches):
-                start = bi * cfg.batch_size
-                ids = windows[start : min(start + cfg.batch_size, n_win)].astype(np.int64)
-                acts = _activations(model, torch.from_numpy(ids), sites, readers, cfg.stop_early)
-                batch = Batch(acts, start, length, offsets)
-                state = state.update(batch, cfg.seed, bi, cfg.n_hist, cfg.per_bin, cfg.n_bins)
-                done = bi + 1
-                advance(ids.size)
-                if ckpt is not None and done % cfg.checkpoint_every == 0:
-                    checkpoints.save(ckpt, state, done, identity)
-        except KeyboardInterrupt:
-            if ckpt is not None:
-                checkpoints.save(ckpt, state, done, identity)
-            raise
-    if ckpt is not None:
-        ckpt.unlink(missing_ok=True)
+    reading = Reading(tuple(readers), tuple(sites), cfg, length)
+    return Pass(windows, n_win, reading, tuple(units), name, corpus_sha256, identity)
+
+
+def stream(
+    model: Model, reading: Reading, windows: np.ndarray, first_batch: int, state: State
+) -> Iterator[State]:
+    """Yields the state after each batch of ``windows``: the corpus's windows from batch
+    ``first_batch`` on (window and batch numbers stay the corpus's, so parts streamed apart
+    merge into the one-pass state, `state.merge_states`)."""
+    cfg = reading.cfg
+    for j, start in enumerate(range(0, windows.shape[0], cfg.batch_size)):
+        bi = first_batch + j
+        ids = windows[start : start + cfg.batch_size].astype(np.int64)
+        acts = _activations(
+            model, torch.from_numpy(ids), list(reading.sites), list(reading.readers),
+            cfg.stop_early,
+        )  # fmt: skip
+        batch = Batch(acts, bi * cfg.batch_size, reading.length, reading.offsets)
+        state = state.update(batch, cfg.seed, bi, cfg.n_hist, cfg.per_bin, cfg.n_bins)
+        yield state
+
+
+def conclude(model: Model, p: Pass, state: State) -> TopExamplesResult:
+    """Returns the result of the pass ``p`` from its final state (step 4)."""
     tok = model.tokenizer
+    cfg = p.reading.cfg
     prov = Provenance(
         technique="top_examples",
         model=model.info.to_dict(),
         config=cfg.to_dict(),
-        data_sha256=corpus_sha256,
+        data_sha256=p.corpus_sha256,
         seed=cfg.seed,
     )
     return finish(
-        windows,
+        p.windows,
         state,
-        units,
+        list(p.units),
         cfg,
-        corpus=name,
-        n_windows=n_win,
+        corpus=p.corpus,
+        n_windows=p.n_windows,
         decode=None if tok is None else (lambda i: tok.decode([i])),
         provenance=prov,
     )
@@ -271,4 +359,4 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-__all__ = ["Directions", "top_examples"]
+__all__ = ["Directions", "Pass", "Reading", "conclude", "prepare", "stream", "top_examples"]
