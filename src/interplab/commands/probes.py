@@ -62,6 +62,23 @@ def probe(
         Path | None,
         typer.Option(help="write the all-data probe directions here (.safetensors or .npz)"),
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(help="local | ray: the layers as tasks on a Ray cluster (interplab[ray])"),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address ('ray start --head' prints it); none: local"),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Ray actors (each loads the model)")] = 2,
+    layers_per_task: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="with --backend ray: layers per task (0: all in one task, equal to the local "
+            "probe bit for bit; fewer fit each chunk alone)",
+        ),
+    ] = 0,
     model: ModelOpt = "smollm2-135m",
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "float32",
@@ -81,6 +98,10 @@ def probe(
         seed=seed,
     )
     figure = check_outputs(json_path, plot)
+    if backend not in ("local", "ray"):
+        raise UserError(f"--backend is local or ray, not {backend!r}")
+    if layers_per_task and backend != "ray":
+        raise UserError("--layers-per-task cuts the work for --backend ray; add --backend ray")
     if save_directions is not None:
         if save_directions.suffix not in (".safetensors", ".npz"):
             raise UserError(
@@ -93,8 +114,16 @@ def probe(
     if n:
         data = subsample(data, n, seed=seed)
     m = load_model(model, device, dtype)
-    with err.status(f"probing {len(data)} examples at {m.dims.n_layers} layers"):
-        result = linear_probe(m, data, config=config)
+    if backend == "ray":
+        from interplab.distributed.probes import linear_probes
+
+        result = linear_probes(
+            m, {data.name: data}, config=config, backend="ray", address=address,
+            workers=workers, layers_per_task=layers_per_task or None,
+        )[data.name]  # fmt: skip
+    else:
+        with err.status(f"probing {len(data)} examples at {m.dims.n_layers} layers"):
+            result = linear_probe(m, data, config=config)
     groups = f", {result.n_groups} groups" if result.n_groups else ""
     table = Table(title=f"{kind} probe, {result.dataset} (n={result.n}{groups}), 95% CIs")
     for col in ("layer", "accuracy", "AUROC", "control", "selectivity"):

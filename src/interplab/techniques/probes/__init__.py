@@ -19,14 +19,18 @@ from interplab.results.probes import (
 from interplab.techniques.probes.fit import fit_probes
 from interplab.techniques.probes.folds import drop_shared_groups, stratified_folds, subsample
 from interplab.techniques.probes.probe import (
+    LayerFits,
+    fit_layers,
     linear_probe,
     probe_activations,
+    probe_result,
     probe_transfer,
     transfer_activations,
 )
 
 __all__ = [
     "PROBE_KINDS",
+    "LayerFits",
     "ProbeConfig",
     "ProbeDirections",
     "ProbeError",
@@ -34,9 +38,11 @@ __all__ = [
     "ProbeLayer",
     "ProbeResult",
     "drop_shared_groups",
+    "fit_layers",
     "fit_probes",
     "linear_probe",
     "probe_activations",
+    "probe_result",
     "probe_transfer",
     "stratified_folds",
     "subsample",

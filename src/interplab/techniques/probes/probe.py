@@ -29,12 +29,16 @@ Tegmark 2023, "The Geometry of Truth", for difference-of-means probes):
 `probe_transfer` trains on dataset A and tests on dataset B (a held-out phrasing, another task);
 by default B's examples whose group also occurs in A are dropped, so "transfer" cannot be
 recognising the same country.
+
+Steps 2–3 and 4–6 are also public as `fit_layers` and `probe_result`, so that the layers can be
+fit in separate pieces (`interplab.distributed.probes`) and joined into one result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,10 +127,38 @@ def probe_activations(
         ),
         acts,
     )
+    return probe_result(dataset, [fit_layers(acts, dataset, config=cfg, device=device)], config=cfg)
+
+
+@dataclass(frozen=True)
+class LayerFits:
+    """Steps 2–3 at some layers: each example's held-out score from its fold's probe and from
+    each control permutation's, and the probe fit on every example (the split point of
+    `interplab.distributed.probes`: pieces at disjoint layers join in `probe_result`)."""
+
+    layers: tuple[int, ...]
+    component: str
+    position: Position
+    model: dict[str, Any]
+    scores: np.ndarray  # [n, layer]
+    control_scores: np.ndarray  # [control, n, layer]
+    coef: Tensor  # [layer, d_model], the all-examples fit
+    bias: Tensor  # [layer]
+
+
+def fit_layers(
+    acts: Activations,
+    dataset: LabelledDataset,
+    *,
+    config: ProbeConfig,
+    device: str | torch.device = "cpu",
+) -> LayerFits:
+    """Returns the fold, control and all-examples probes at every layer of ``acts``, fit in one
+    batched optimisation (steps 2–3; the folds and permutations come from ``config.seed``)."""
+    cfg = _with_site(config, acts)
     y = binary_labels(dataset)
     _check_matches(acts, dataset)
-    fold = stratified_folds(y, dataset.groups, k=cfg.folds, seed=cfg.seed)
-    control = permute_within(y, fold, cfg.seed, cfg.n_controls)  # [R, n]
+    fold, control = _folds(y, dataset, cfg)
     k = int(fold.max()) + 1
     ids = np.arange(k)
     # Tasks: k folds, then k folds per control permutation, then one fit on every example.
@@ -148,9 +180,61 @@ def probe_activations(
     rows = np.arange(len(y))
     scores = all_scores[fold, rows]
     control_scores = np.stack([all_scores[k * (1 + r) + fold, rows] for r in range(cfg.n_controls)])
-    return _result(
-        acts, dataset, y, control, fold, scores, control_scores, coef[-1], bias[-1], cfg, None
+    return LayerFits(
+        tuple(acts.layers),
+        acts.component,
+        acts.position,
+        acts.model,
+        scores,
+        control_scores,
+        coef[-1].clone(),
+        bias[-1].clone(),
     )
+
+
+def probe_result(
+    dataset: LabelledDataset, fits: Sequence[LayerFits], *, config: ProbeConfig
+) -> ProbeResult:
+    """Returns the cross-validated `ProbeResult` (steps 4–6) of ``fits`` at disjoint layers,
+    joined in the order given; ``config`` is the one every piece was fit with."""
+    if not fits:
+        raise ProbeError("no layer fits to join: give at least one")
+    first = fits[0]
+    layers = tuple(layer for f in fits for layer in f.layers)
+    if len(set(layers)) != len(layers):
+        raise ProbeError(f"the fits overlap: layers {list(layers)}")
+    if any((f.component, f.position) != (first.component, first.position) for f in fits):
+        raise ProbeError("the fits were read at different sites or positions")
+    cfg = replace(
+        config,
+        component=first.component,  # type: ignore[arg-type]
+        position=first.position,
+        layers=layers,
+    )
+    y = binary_labels(dataset)
+    fold, control = _folds(y, dataset, cfg)
+    joined = LayerFits(
+        layers,
+        first.component,
+        first.position,
+        first.model,
+        np.concatenate([f.scores for f in fits], axis=-1),
+        np.concatenate([f.control_scores for f in fits], axis=-1),
+        torch.cat([f.coef for f in fits]),
+        torch.cat([f.bias for f in fits]),
+    )
+    return _result(
+        joined, dataset, y, control, fold, joined.scores, joined.control_scores, joined.coef,
+        joined.bias, cfg, None,
+    )  # fmt: skip
+
+
+def _folds(
+    y: np.ndarray, dataset: LabelledDataset, cfg: ProbeConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns each example's fold and the control task's permuted labels ``[R, n]`` (seeded)."""
+    fold = stratified_folds(y, dataset.groups, k=cfg.folds, seed=cfg.seed)
+    return fold, permute_within(y, fold, cfg.seed, cfg.n_controls)
 
 
 def probe_transfer(
@@ -248,7 +332,7 @@ class _Transfer:
 
 
 def _result(
-    acts: Activations,
+    acts: Activations | LayerFits,
     dataset: LabelledDataset,
     y: np.ndarray,
     control: np.ndarray,
@@ -357,4 +441,12 @@ def _check_matches(acts: Activations, dataset: LabelledDataset) -> None:
         raise ProbeError(f"{acts.n} activations for {len(dataset)} examples of {dataset.name!r}")
 
 
-__all__ = ["linear_probe", "probe_activations", "probe_transfer", "transfer_activations"]
+__all__ = [
+    "LayerFits",
+    "fit_layers",
+    "linear_probe",
+    "probe_activations",
+    "probe_result",
+    "probe_transfer",
+    "transfer_activations",
+]
