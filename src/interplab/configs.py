@@ -102,7 +102,8 @@ def _literal_choices(tp: Any) -> tuple[Any, ...] | None:
         return get_args(tp)
     if get_origin(tp) in (typing.Union, types.UnionType):
         lits = [a for a in get_args(tp) if get_origin(a) is Literal]
-        if len(lits) == 1:
+        others = [a for a in get_args(tp) if get_origin(a) is not Literal and a is not type(None)]
+        if len(lits) == 1 and not others:  # `float | Literal["auto"]`: check() validates
             return get_args(lits[0])
     return None
 
@@ -123,6 +124,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+AUTO = "auto"
+"""A memory budget read from the device's free memory (`interplab.core.memory`)."""
+
+
+def budget(name: str, value: float | str) -> None:
+    """Raises ConfigError unless ``value`` is a positive number of MiB or ``"auto"``."""
+    if isinstance(value, str):
+        if value != AUTO:
+            raise ConfigError(f"{name} is a number of MiB or {AUTO!r}, got {value!r}")
+        return
+    positive(name, value)
+
+
 def positive(name: str, value: float | int, *, allow_zero: bool = False) -> None:
     """Raises ConfigError unless ``value`` is positive (or zero, with ``allow_zero``)."""
     if value < 0 or (value == 0 and not allow_zero):
@@ -130,4 +144,4 @@ def positive(name: str, value: float | int, *, allow_zero: bool = False) -> None
         raise ConfigError(f"{name} must be {bound}, got {value!r}")
 
 
-__all__ = ["Config", "ConfigError", "positive"]
+__all__ = ["AUTO", "Config", "ConfigError", "budget", "positive"]

@@ -25,7 +25,30 @@ JsonOpt = Annotated[
     Path | None,
     typer.Option("--json", help="write the full result (per-example values, provenance) here"),
 ]
-BudgetOpt = Annotated[float, typer.Option("--budget-mb", help="memory budget per batch")]
+
+
+def parse_budget(text: str) -> float | str:
+    """Returns a ``--budget-mb`` value: a positive number of MiB, or ``"auto"``."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise typer.BadParameter(f"a positive number of MiB or 'auto', got {text!r}")
+    return value
+
+
+BudgetOpt = Annotated[
+    Any,
+    typer.Option(
+        "--budget-mb",
+        parser=parse_budget,
+        metavar="MIB|auto",
+        help="memory per batch in MiB, or auto (a quarter of the device's free memory)",
+    ),
+]
 PlotOpt = Annotated[
     Path | None,
     typer.Option("--plot", help="write the figure here (PNG, and an interactive .html beside it)"),

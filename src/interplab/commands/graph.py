@@ -10,7 +10,7 @@ or the name of a recipe set (``quick``: trained on first use, minutes; ``full``)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -25,6 +25,7 @@ from interplab.commands._options import (
     console,
     err,
     load_model,
+    parse_budget,
 )
 
 
@@ -83,7 +84,13 @@ def register(app: typer.Typer) -> None:
         ] = 10,
         batch_size: Annotated[int, typer.Option(help="targets per backward pass")] = 128,
         budget_mb: Annotated[
-            float, typer.Option("--budget-mb", help="memory budget of the retained graph")
+            Any,
+            typer.Option(
+                "--budget-mb",
+                parser=parse_budget,
+                metavar="MIB|auto",
+                help="memory of the retained graph in MiB, or auto (a quarter of free memory)",
+            ),
         ] = 2048.0,
         model: ModelOpt = "smollm2-135m",
         device: DeviceOpt = "auto",

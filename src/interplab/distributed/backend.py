@@ -91,6 +91,16 @@ def resolve(path: str) -> Callable[..., Any]:
         raise DistributedError(f"cannot import {path!r}: {e}") from None
 
 
+ECHO = "interplab.distributed.backend:echo"
+
+
+def echo(model: Any, shared: Any, task: Any) -> Any:
+    """The no-op job: returns its task. ``map(ECHO, ...)`` checks that the workers answer and
+    measures a backend's per-task overhead (`bench/bench_distributed.py`)."""
+    del model, shared
+    return task
+
+
 class Backend(Protocol):
     """Runs ``job(model, shared, task)`` for every task, calling ``done(i, result)`` for each."""
 
@@ -182,8 +192,8 @@ class RayBackend:
         self._owns_cluster = False
         if not self.ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
-            if address is None:
-                kwargs["num_cpus"] = workers
+            if address is None:  # "local": a private cluster, even where `ray start` runs one
+                address, kwargs["num_cpus"] = "local", workers
                 self._owns_cluster = True
             try:
                 self.ray.init(address=address, **kwargs)
@@ -300,12 +310,14 @@ def make_backend(
 
 
 __all__ = [
+    "ECHO",
     "INSTALL",
     "Backend",
     "DistributedError",
     "LocalBackend",
     "ModelSpec",
     "RayBackend",
+    "echo",
     "make_backend",
     "ray_module",
     "resolve",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torch import Tensor
 
@@ -58,7 +58,7 @@ def activation_patching(
     source: Source = "contrast",
     seed: int = 0,
     method: Method = "auto",
-    batch_budget_mb: float = 512.0,
+    batch_budget_mb: float | Literal["auto"] = 512.0,
     control: bool = True,
     progress: bool = True,
     config: PatchingConfig | None = None,

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from interplab.configs import Config, ConfigError
+from interplab.configs import Config, ConfigError, budget
 from interplab.errors import UserError
 from interplab.provenance import Provenance, write_text
 from interplab.results.base import Result
@@ -59,7 +59,8 @@ class GraphConfig(Config):
     ones until their probabilities add up to ``desired_logit_prob``, at most ``max_n_logits``.
     ``node_threshold``/``edge_threshold``: pruning keeps the nodes (edges) that carry this
     fraction of the cumulative influence on the logits. ``batch_size`` targets share a backward
-    pass, fewer if ``memory_budget_mb`` would be exceeded. ``check_features`` top features are
+    pass, fewer if ``memory_budget_mb`` (MiB, or ``"auto"``: a share of the device's free
+    memory) would be exceeded. ``check_features`` top features are
     ablated in the real model (0: no check, and the graph says it is unchecked); a check passes
     when the measured change has the predicted sign and lies within ``check_factor`` times the
     prediction either way.
@@ -70,7 +71,7 @@ class GraphConfig(Config):
     node_threshold: float = 0.8
     edge_threshold: float = 0.98
     batch_size: int = 128
-    memory_budget_mb: float = 2048.0
+    memory_budget_mb: float | Literal["auto"] = 2048.0
     skip_first: int = 1
     check_features: int = 10
     check_factor: float = 2.0
@@ -85,8 +86,7 @@ class GraphConfig(Config):
                 raise ConfigError(f"{name} must be between 0 and 1, got {value!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.memory_budget_mb <= 0:
-            raise ConfigError(f"memory_budget_mb must be positive, got {self.memory_budget_mb}")
+        budget("memory_budget_mb", self.memory_budget_mb)
         if self.skip_first < 0:
             raise ConfigError(f"skip_first must be 0 or more, got {self.skip_first}")
         if self.check_features < 0:

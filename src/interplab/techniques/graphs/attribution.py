@@ -25,12 +25,14 @@ A Ctrl-C between batches stops cleanly: hooks are removed and parameter flags re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from interplab.core.interventions import Apply
 from interplab.core.linearise import linearised
+from interplab.core.memory import resolve_budget
 from interplab.core.model import Model
 from interplab.progress import progress_bar
 from interplab.sites import Site
@@ -93,17 +95,20 @@ def logit_targets(
     return LogitTargets(ids, probs[ids], vectors)
 
 
-def batch_for(model: Model, n_pos: int, batch_size: int, memory_budget_mb: float) -> int:
-    """Returns the copies per backward pass: ``batch_size``, or fewer to fit the budget (the
-    retained graph keeps ~a dozen residual-sized tensors per layer and position, plus the
-    attention weights)."""
+def batch_for(
+    model: Model, n_pos: int, batch_size: int, memory_budget_mb: float | Literal["auto"]
+) -> int:
+    """Returns the copies per backward pass: ``batch_size``, or fewer to fit the budget (MiB, or
+    ``"auto"``, `interplab.core.memory`; the retained graph keeps ~a dozen residual-sized tensors
+    per layer and position, plus the attention weights)."""
+    budget_mb = resolve_budget(memory_budget_mb, model.device)
     d = model.dims
     per_copy = 4 * n_pos * d.n_layers * (12 * d.d_model + 2 * d.n_heads * n_pos + 2 * d.d_mlp)
-    fits = int(memory_budget_mb * 2**20 // max(per_copy, 1))
+    fits = int(budget_mb * 2**20 // max(per_copy, 1))
     if fits < 1:
         raise GraphError(
             f"one copy of this {n_pos}-token prompt needs ~{per_copy / 2**20:.0f} MB of retained "
-            f"graph, more than memory_budget_mb={memory_budget_mb:g}; raise the budget"
+            f"graph, more than the budget of {budget_mb:.0f} MB; raise memory_budget_mb"
         )
     return max(1, min(batch_size, fits))
 
@@ -116,7 +121,7 @@ def attribute(
     max_n_logits: int = 10,
     desired_logit_prob: float = 0.95,
     batch_size: int = 128,
-    memory_budget_mb: float = 2048.0,
+    memory_budget_mb: float | Literal["auto"] = 2048.0,
     progress: bool = True,
 ) -> Attribution:
     """Returns the full adjacency of the replacement's graph (steps 2-4 of the module docstring)."""

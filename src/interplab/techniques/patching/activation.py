@@ -32,11 +32,13 @@ AtP* ranks highest and a random sample of the rest, estimates the others, and bo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from interplab.core.interventions import Ablate
+from interplab.core.memory import resolve_budget
 from interplab.core.model import Model, Tokens
 from interplab.results.patching import Direction, PatchingError, PatchingResult, Per, Source
 from interplab.sites import Site
@@ -64,7 +66,7 @@ def activation_patching(
     source: Source = "contrast",
     seed: int = 0,
     method: Method = "auto",
-    batch_budget_mb: float = 512.0,
+    batch_budget_mb: float | Literal["auto"] = 512.0,
     progress: bool = True,
     control: bool = True,
     config: PatchingConfig | None = None,
@@ -111,10 +113,11 @@ def activation_patching(
         sites = [Site(layer, c) for c in comps for layer in range(model.dims.n_layers)]  # type: ignore[arg-type]
         base_acts = _capture(model, model.tokens(base_ids, tp.mask), sites)
         values = _sources(model, model.tokens(source_ids, tp.mask), sites, base_acts, cfg)
+        budget = resolve_budget(cfg.batch_budget_mb, model.device)
         if use_fast:
             metric_grids = fast.sweep(
                 model, base_ids, values, comps, cfg.per, m, targets,
-                budget_mb=cfg.batch_budget_mb, progress=progress,
+                budget_mb=budget, progress=progress,
             )  # fmt: skip
         elif cfg.method == "loop":
             metric_grids = hooks.loop_sweep(
@@ -123,8 +126,7 @@ def activation_patching(
             )  # fmt: skip
         else:
             metric_grids = hooks.packed_sweep(
-                model, base_ids, tp, values, comps, cfg.per, m, targets, cfg.batch_budget_mb,
-                progress,
+                model, base_ids, tp, values, comps, cfg.per, m, targets, budget, progress,
             )  # fmt: skip
     control_result = None
     if cfg.control:

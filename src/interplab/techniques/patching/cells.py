@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from interplab.core.memory import resolve_budget
 from interplab.core.model import Model
 from interplab.results.patching import PatchingError, PatchingResult
 from interplab.sites import Site
@@ -127,7 +128,7 @@ def plan(model: Model, pairs: PairsLike, config: PatchingConfig) -> SweepPlan:
         per=cfg.per,
         metric=cfg.metric,
         fast=use_fast,
-        budget_mb=cfg.batch_budget_mb,
+        budget_mb=resolve_budget(cfg.batch_budget_mb, model.device),
         n_layers=model.dims.n_layers,
         n_heads=model.dims.n_heads,
     )

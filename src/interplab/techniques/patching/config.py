@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from interplab.configs import Config, ConfigError, positive
+from interplab.configs import Config, ConfigError, budget
 from interplab.results.patching import GRID_COMPONENTS, Direction, GridComponent, Per, Source
 from interplab.sites import Site
 from interplab.techniques.metrics import MetricName
@@ -45,7 +45,7 @@ class PatchingConfig(Config):
     source: Source = "contrast"
     method: Method = "auto"
     seed: int = 0
-    batch_budget_mb: float = 512.0
+    batch_budget_mb: float | Literal["auto"] = 512.0
     control: bool = True
 
     def check(self) -> None:
@@ -55,7 +55,7 @@ class PatchingConfig(Config):
                 f"{self.source} ablation replaces activations of the clean run; pass "
                 "direction='noise'"
             )
-        positive("batch_budget_mb", self.batch_budget_mb)
+        budget("batch_budget_mb", self.batch_budget_mb)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class PathPatchingConfig(Config):
     freeze_mlps: bool = False
     metric: MetricName = "logit_diff"
     method: PathMethod = "auto"
-    batch_budget_mb: float = 512.0
+    batch_budget_mb: float | Literal["auto"] = 512.0
 
     def check(self) -> None:
         if (self.senders == "sites") != bool(self.sender_sites):
@@ -96,7 +96,7 @@ class PathPatchingConfig(Config):
             raise ConfigError("no receivers given; pass 'logits' or sites like 'L20.attn.q.h3'")
         if LOGITS in self.receivers and len(self.receivers) > 1:
             raise ConfigError("receivers are 'logits' alone, or head inputs such as L9.attn.q.h6")
-        positive("batch_budget_mb", self.batch_budget_mb)
+        budget("batch_budget_mb", self.batch_budget_mb)
 
 
 __all__ = [

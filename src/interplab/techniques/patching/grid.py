@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interplab.core.memory import resolve_budget
 from interplab.core.model import Model, Tokens
 from interplab.data.alignment import check_aligned
 from interplab.data.pairs import ContrastPair, PairDataset
@@ -202,9 +203,11 @@ def answer_logits(model: Model, tokens: Tokens, answer_pos: Tensor) -> Tensor:
     return logits[torch.arange(logits.shape[0], device=logits.device), answer_pos.to(logits.device)]
 
 
-def max_rows(model: Model, q: int, length: int, budget_mb: float) -> int:
-    """Returns how many rows of ``q`` query positions over ``length`` keys fit the budget: a
-    layer's activations, the copied keys and values, the attention scores."""
+def max_rows(model: Model, q: int, length: int, budget_mb: float | str) -> int:
+    """Returns how many rows of ``q`` query positions over ``length`` keys fit the budget (MiB,
+    or ``"auto"``: a share of the device's free memory, `interplab.core.memory`): a layer's
+    activations, the copied keys and values, the attention scores."""
+    budget_mb = resolve_budget(budget_mb, model.device)
     d = model.dims
     per_row = 4 * (
         q * (8 * d.d_model + 4 * d.d_mlp + 3 * d.n_heads * length)

@@ -34,12 +34,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from interplab.configs import Config, ConfigError, positive
+from interplab.configs import Config, ConfigError, budget
+from interplab.core.memory import resolve_budget
 from interplab.core.model import Model
 from interplab.results.patching import Direction, GridComponent, PatchingError, Per
 from interplab.results.patching_cells import GRID_COMPONENTS
@@ -78,7 +80,7 @@ class VerifiedConfig(Config):
     graddrop: bool = False
     qk_fix: bool = True
     seed: int = 0
-    batch_budget_mb: float = 512.0
+    batch_budget_mb: float | Literal["auto"] = 512.0
     control: bool = True
 
     def check(self) -> None:
@@ -97,7 +99,7 @@ class VerifiedConfig(Config):
             )
         if not 0.0 < self.confidence < 1.0:
             raise ConfigError(f"confidence lies strictly between 0 and 1, got {self.confidence}")
-        positive("batch_budget_mb", self.batch_budget_mb)
+        budget("batch_budget_mb", self.batch_budget_mb)
 
     @classmethod
     def from_patching(cls, cfg: PatchingConfig) -> VerifiedConfig:
@@ -204,15 +206,16 @@ def run_verified(
     with torch.no_grad():
         sites = [Site(layer, c) for c in comps for layer in range(d.n_layers)]  # type: ignore[arg-type]
         values = _capture(model, model.tokens(source_ids, tp.mask), sites)
+        budget_mb = resolve_budget(cfg.batch_budget_mb, model.device)
         if reason is None:
             grids = fast.sweep(
                 model, base_ids, values, comps, cfg.per, m, targets,
-                budget_mb=cfg.batch_budget_mb, progress=progress, only=only,
+                budget_mb=budget_mb, progress=progress, only=only,
             )  # fmt: skip
         else:
             grids = hooks.packed_sweep(
-                model, base_ids, tp, values, comps, cfg.per, m, targets, cfg.batch_budget_mb,
-                progress, only=only,
+                model, base_ids, tp, values, comps, cfg.per, m, targets, budget_mb, progress,
+                only=only,
             )  # fmt: skip
     base = base_m.double().cpu().numpy()
     effects: dict[str, np.ndarray] = {}
