@@ -68,7 +68,7 @@ def test_patching_commands_check_output_paths_before_loading_the_model(tmp_path,
         (["patch", "--direction", "sideways"], "direction='sideways' is not valid"),
         (["patch", "--component", "attn.q"], "cannot patch 'attn.q' as a grid"),
         (["patch", "--ablations", "zero"], "methods must be two or more of"),
-        (["patch", "--budget-mb", "0"], "batch_budget_mb must be > 0"),
+        (["patch", "--budget-mb", "0"], "a positive number of MiB or 'auto'"),
         (["attribute", "--direction", "up"], "choose one of: 'denoise', 'noise'"),
     ],
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,6 +38,18 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--freeze-mlps", help="freeze MLPs too (direct paths only)")
         ] = False,
         budget_mb: BudgetOpt = 512.0,
+        backend: Annotated[
+            str,
+            typer.Option(
+                help="local | ray: the (example, sender) rows as tasks on a Ray cluster "
+                "(interplab[ray]; a smaller --budget-mb cuts more tasks)"
+            ),
+        ] = "local",
+        address: Annotated[
+            str | None,
+            typer.Option(help="Ray cluster address ('ray start --head' prints it); none: local"),
+        ] = None,
+        workers: Annotated[int, typer.Option(min=1, help="Ray actors (each loads the model)")] = 2,
         json: JsonOpt = None,
         plot: PlotOpt = None,
         model: ModelOpt = "smollm2-135m",
@@ -48,17 +60,25 @@ def register(app: typer.Typer) -> None:
         from interplab.techniques.patching import SENDER_SETS, path_patching
 
         plot = check_outputs(json, plot)
+        if backend not in ("local", "ray"):
+            raise typer.BadParameter(f"--backend is local or ray, not {backend!r}")
         console, loaded, pairs = load_task(task, n, seed, model, device, dtype)
         sender_spec = senders if senders in SENDER_SETS else _split(senders)
-        result = path_patching(
-            loaded,
-            pairs,
-            senders=sender_spec,  # type: ignore[arg-type]
-            receivers="logits" if receivers == "logits" else _split(receivers),
-            freeze_mlps=freeze_mlps,
-            batch_budget_mb=budget_mb,
-            progress=True,
-        )
+        options: dict[str, Any] = {
+            "senders": sender_spec,
+            "receivers": "logits" if receivers == "logits" else _split(receivers),
+            "freeze_mlps": freeze_mlps,
+            "batch_budget_mb": budget_mb,
+            "progress": True,
+        }
+        if backend == "ray":
+            from interplab.distributed.path_patching import path_patching as distributed_path
+
+            result = distributed_path(
+                loaded, pairs, backend="ray", address=address, workers=workers, **options
+            )
+        else:
+            result = path_patching(loaded, pairs, **options)
         console.print(
             f"clean {result.metric} {result.clean.mean():+.3f}, corrupt "
             f"{result.corrupt.mean():+.3f} (n={result.n}); {result.title}"

@@ -89,6 +89,18 @@ def register(app: typer.Typer) -> None:
         samples: Annotated[int, typer.Option(help="noise samples per prompt")] = 10,
         window: Annotated[int, typer.Option(help="layers restored per attn/mlp cell")] = 10,
         budget_mb: BudgetOpt = 512.0,
+        backend: Annotated[
+            str,
+            typer.Option(
+                help="local | ray: the (prompt, position) columns as tasks on a Ray cluster "
+                "(interplab[ray])"
+            ),
+        ] = "local",
+        address: Annotated[
+            str | None,
+            typer.Option(help="Ray cluster address ('ray start --head' prints it); none: local"),
+        ] = None,
+        workers: Annotated[int, typer.Option(min=1, help="Ray actors (each loads the model)")] = 2,
         model: ModelOpt = "smollm2-135m",
         device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
@@ -104,6 +116,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--prompt needs --subject (the words to noise)")
         if prompt is None and n < 1:
             raise typer.BadParameter(f"--n must be at least 1, got {n}")
+        if backend not in ("local", "ray"):
+            raise typer.BadParameter(f"--backend is local or ray, not {backend!r}")
         config = TracingConfig(
             noise=noise, samples=samples, window=window, seed=seed, batch_budget_mb=budget_mb
         )
@@ -115,9 +129,17 @@ def register(app: typer.Typer) -> None:
             answers = None if answer is None else [answer]
         else:
             prompts, subjects, answers = _factual(m, n, seed, console), None, None
-        result = causal_tracing(
-            m, prompts, subjects=subjects, answers=answers, config=config, progress=True
-        )
+        if backend == "ray":
+            from interplab.distributed.tracing import causal_tracing as distributed_tracing
+
+            result = distributed_tracing(
+                m, prompts, subjects=subjects, answers=answers, config=config,
+                backend="ray", address=address, workers=workers,
+            )  # fmt: skip
+        else:
+            result = causal_tracing(
+                m, prompts, subjects=subjects, answers=answers, config=config, progress=True
+            )
         console.print(
             f"p(answer): clean {result.clean.mean():.3f}, corrupted {result.corrupted.mean():.3f} "
             f"(n={result.n}, noise {noise:g}σ with σ={result.sigma:.4f}, {samples} samples)"

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from interplab.configs import Config, ConfigError, positive
+from interplab.configs import Config, ConfigError, budget
 from interplab.errors import UserError
 from interplab.provenance import Provenance
 from interplab.results._naming import name_top_cell
@@ -52,7 +52,7 @@ class TracingConfig(Config):
     window: int = 10
     seed: int = 0
     method: Literal["auto", "suffix", "hooks"] = "auto"
-    batch_budget_mb: float = 512.0
+    batch_budget_mb: float | Literal["auto"] = 512.0
 
     def check(self) -> None:
         comps = self.components
@@ -82,7 +82,7 @@ class TracingConfig(Config):
             raise ConfigError(
                 f"window (layers restored per attn/mlp cell) must be an int >= 1, got {self.window}"
             )
-        positive("batch_budget_mb", self.batch_budget_mb)
+        budget("batch_budget_mb", self.batch_budget_mb)
 
 
 @dataclass(frozen=True)

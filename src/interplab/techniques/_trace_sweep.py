@@ -11,20 +11,25 @@ into the batch dimension, chunked under a memory budget (see `interplab.techniqu
    values before i, and `Model.unembed` reads its last position. The ``hooks`` path runs whole
    forwards (`Model.forward`) with the restorations as interventions, still batched.
 
+4. The pieces run apart too: `prompt_run` (step 1, once per prompt) and `column` (step 2's rows
+   of one position) are what `interplab.techniques.trace_cells` runs as tasks and
+   `record_prompt`/`record_column` write into the `Sweep`.
+
 This module owns the types it shares with `interplab.techniques.tracing` (`TraceInputs`,
-`Sweep`); it never imports that module.
+`Sweep`, `PromptRun`); it never imports that module.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from interplab.core.cache import Cache
 from interplab.core.interventions import Add, Apply, Intervention
 from interplab.core.model import Model
 from interplab.core.partial import BaseRun
@@ -76,6 +81,43 @@ class _Rows:
         return int(self.comp.shape[0])
 
 
+@dataclass(frozen=True)
+class PromptRun:
+    """What every cell of one prompt shares: the clean activations and p(answer), the answer, the
+    corrupted run's p(answer) per sample, the noise and (suffix path) the corrupted base run."""
+
+    row: Tensor  # [pos]
+    start: int  # the first subject token: the first position with cells to run
+    clean: dict[str, Tensor]  # component -> [layer, pos, d_model]
+    answer: int
+    clean_p: float
+    corrupted_p: np.ndarray  # [samples], float64
+    noise: Tensor  # [samples, pos, d_model]
+    base: BaseRun | None
+
+    def to(self, device: torch.device | str) -> PromptRun:
+        """Returns this run with its tensors on ``device`` (values unchanged)."""
+        base = self.base
+        if base is not None:
+            base = replace(
+                base,
+                tokens=replace(base.tokens, ids=base.tokens.ids.to(device),
+                               mask=base.tokens.mask.to(device)),
+                resid=[t.to(device) for t in base.resid],
+                keys=[t.to(device) for t in base.keys],
+                values=[t.to(device) for t in base.values],
+                logits=base.logits.to(device),
+                cache=Cache(),
+            )  # fmt: skip
+        return replace(
+            self,
+            row=self.row.to(device),
+            clean={c: t.to(device) for c, t in self.clean.items()},
+            noise=self.noise.to(device),
+            base=base,
+        )
+
+
 def sweep(
     model: Model,
     inputs: TraceInputs,
@@ -90,46 +132,97 @@ def sweep(
     n_layers, n = model.dims.n_layers, len(inputs.ids)
     samples = noises[0].shape[0]
     width = max(len(r) for r in inputs.ids)
-    restored = {c: np.full((n, n_layers, width), np.nan) for c in comps}
-    clean_p, corrupted_p, answers = np.zeros(n), np.zeros((n, samples)), []
+    out = empty_sweep(comps, n, n_layers, width, samples)
     total = sum(
         samples * len(comps) * n_layers * (len(r) - s)
         for r, (s, _) in zip(inputs.ids, inputs.spans, strict=True)
     )
     with torch.no_grad(), progress_bar(total, "causal tracing", progress) as advance:
         for e, row in enumerate(inputs.ids):
-            length, start = len(row), inputs.spans[e][0]
-            clean, logits = _clean_run(model, row, comps)
-            given = inputs.answer_ids[e]
-            answer = int(logits.argmax()) if given is None else given
-            answers.append(answer)
-            clean_p[e] = float(torch.softmax(logits.float(), -1)[answer])
-            noise = noises[e].to(model.device, model.dtype)
-            ids = row[None].expand(samples, -1)
-            noised: list[Intervention] = [Add(EMBED, noise)]
-            base = model.base_run(ids, interventions=noised) if method == "suffix" else None
-            logits_c = (
-                base.logits if base is not None else model.run(ids, interventions=noised).logits
+            run = prompt_run(
+                model, row, inputs.spans[e][0], inputs.answer_ids[e], comps, noises[e], method
             )
-            corrupted_p[e] = _prob(logits_c[:, -1], answer).double().cpu().numpy()
-            for c in comps:
-                restored[c][e, :, :length] = corrupted_p[e].mean()  # before the subject: exact
-            for i in range(start, length):
-                rows = _rows(comps, n_layers, samples, window)
-                row_bytes = _row_bytes(model, length - i if base is not None else length, length)
-                limit = max(1, int(budget_mb * 2**20 // row_bytes))
-                sums = torch.zeros(len(comps), n_layers, dtype=torch.float64)
-                for lo in range(0, len(rows), limit):
-                    chunk = rows.take(slice(lo, lo + limit))
-                    if base is not None:
-                        p = _suffix_chunk(model, base, clean, comps, chunk, i, answer)
-                    else:
-                        p = _hook_chunk(model, row, noise, clean, comps, chunk, i, answer)
-                    sums.index_put_((chunk.comp, chunk.layer), p.double().cpu(), accumulate=True)
-                    advance(len(chunk))  # type: ignore[operator]
-                for ci, c in enumerate(comps):
-                    restored[c][e, :, i] = (sums[ci] / samples).numpy()
-    return Sweep(restored, clean_p, corrupted_p, answers)
+            record_prompt(out, e, run)
+            for i in range(run.start, len(row)):
+                record_column(out, e, i, column(model, run, comps, window, i, budget_mb, advance))
+    return out
+
+
+def empty_sweep(comps: tuple[str, ...], n: int, n_layers: int, width: int, samples: int) -> Sweep:
+    """Returns a `Sweep` to fill: restored p(answer) NaN, baselines 0."""
+    restored = {c: np.full((n, n_layers, width), np.nan) for c in comps}
+    return Sweep(restored, np.zeros(n), np.zeros((n, samples)), [0] * n)
+
+
+@torch.no_grad()
+def prompt_run(
+    model: Model,
+    row: Tensor,
+    start: int,
+    given: int | None,
+    comps: tuple[str, ...],
+    noise: Tensor,
+    method: str,
+) -> PromptRun:
+    """Returns what every cell of one prompt shares: its clean run and its corrupted run (a
+    `Model.base_run` on the suffix path), with ``noise`` ``[samples, pos, d_model]`` on ``embed``."""
+    samples = noise.shape[0]
+    clean, logits = _clean_run(model, row, comps)
+    answer = int(logits.argmax()) if given is None else given
+    clean_p = float(torch.softmax(logits.float(), -1)[answer])
+    noise = noise.to(model.device, model.dtype)
+    ids = row[None].expand(samples, -1)
+    noised: list[Intervention] = [Add(EMBED, noise)]
+    base = model.base_run(ids, interventions=noised) if method == "suffix" else None
+    logits_c = base.logits if base is not None else model.run(ids, interventions=noised).logits
+    corrupted_p = _prob(logits_c[:, -1], answer).double().cpu().numpy()
+    return PromptRun(row, start, clean, answer, clean_p, corrupted_p, noise, base)
+
+
+def record_prompt(out: Sweep, e: int, run: PromptRun) -> None:
+    """Writes prompt ``e``'s baselines and answer into ``out``; cells before the subject are
+    exactly the corrupted p(answer) (nothing there differs)."""
+    out.answer_ids[e] = run.answer
+    out.clean[e] = run.clean_p
+    out.corrupted[e] = run.corrupted_p
+    for c in out.restored:
+        out.restored[c][e, :, : len(run.row)] = out.corrupted[e].mean()
+
+
+def record_column(out: Sweep, e: int, i: int, col: Tensor) -> None:
+    """Writes position ``i`` of prompt ``e`` (``col`` ``[component, layer]``) into ``out``."""
+    for ci, c in enumerate(out.restored):
+        out.restored[c][e, :, i] = col[ci].numpy()
+
+
+@torch.no_grad()
+def column(
+    model: Model,
+    run: PromptRun,
+    comps: tuple[str, ...],
+    window: int,
+    i: int,
+    budget_mb: float,
+    advance: Callable[[int], object] | None = None,
+) -> Tensor:
+    """Returns restored p(answer) at position ``i`` of one prompt ``[component, layer]``
+    (float64, averaged over the samples): its rows chunked under ``budget_mb``."""
+    n_layers, samples = model.dims.n_layers, run.noise.shape[0]
+    length, base = len(run.row), run.base
+    rows = _rows(comps, n_layers, samples, window)
+    row_bytes = _row_bytes(model, length - i if base is not None else length, length)
+    limit = max(1, int(budget_mb * 2**20 // row_bytes))
+    sums = torch.zeros(len(comps), n_layers, dtype=torch.float64)
+    for lo in range(0, len(rows), limit):
+        chunk = rows.take(slice(lo, lo + limit))
+        if base is not None:
+            p = _suffix_chunk(model, base, run.clean, comps, chunk, i, run.answer)
+        else:
+            p = _hook_chunk(model, run.row, run.noise, run.clean, comps, chunk, i, run.answer)
+        sums.index_put_((chunk.comp, chunk.layer), p.double().cpu(), accumulate=True)
+        if advance is not None:
+            advance(len(chunk))
+    return sums / samples
 
 
 def _prob(logits: Tensor, answer: int) -> Tensor:
@@ -249,4 +342,14 @@ def _suffix_chunk(
     return _prob(model.unembed(hidden[:, -1]), answer)
 
 
-__all__ = ["Sweep", "TraceInputs", "sweep"]
+__all__ = [
+    "PromptRun",
+    "Sweep",
+    "TraceInputs",
+    "column",
+    "empty_sweep",
+    "prompt_run",
+    "record_column",
+    "record_prompt",
+    "sweep",
+]

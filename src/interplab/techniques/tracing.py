@@ -36,11 +36,13 @@ is a `TracingResult` (`interplab.results.tracing`), drawn by `interplab.viz`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from interplab.core.memory import resolve_budget
 from interplab.core.model import Model
 from interplab.data.factual import FACTUAL_TEMPLATES
 from interplab.data.pairs import ContrastPair, PairDataset
@@ -55,7 +57,7 @@ from interplab.results.tracing import (
     window_range,
 )
 from interplab.store import recorded
-from interplab.techniques._trace_sweep import TraceInputs, sweep
+from interplab.techniques._trace_sweep import Sweep, TraceInputs, sweep
 
 PromptsLike = str | Sequence[str] | PairDataset | Sequence[ContrastPair] | Tensor
 SubjectsLike = Sequence[str] | Sequence[tuple[int, int]] | str | None
@@ -75,7 +77,7 @@ def causal_tracing(
     components: Sequence[TraceComponent] | TraceComponent = TRACE_COMPONENTS,
     seed: int = 0,
     method: str = "auto",
-    batch_budget_mb: float = 512.0,
+    batch_budget_mb: float | Literal["auto"] = 512.0,
     progress: bool = True,
     config: TracingConfig | None = None,
 ) -> TracingResult:
@@ -97,6 +99,44 @@ def causal_tracing(
         method=method,  # type: ignore[arg-type]
         batch_budget_mb=batch_budget_mb,
     )
+    plan = plan_tracing(model, prompts, subjects=subjects, answers=answers, config=cfg)
+    out = sweep(
+        model,
+        plan.inputs,
+        cfg.components,
+        plan.noises,
+        cfg.window,
+        plan.method,
+        resolve_budget(cfg.batch_budget_mb, model.device),
+        progress,
+    )
+    return tracing_result(model, plan, out)
+
+
+@dataclass(frozen=True)
+class TracePlan:
+    """What a causal-tracing sweep runs on: the options, the prepared prompts, σ, the noise of
+    every (prompt, sample) and the path (``suffix`` or ``hooks``, and why not ``suffix``)."""
+
+    config: TracingConfig
+    inputs: TraceInputs
+    sigma: float
+    noises: list[Tensor]  # per prompt [samples, pos, d_model]
+    method: Literal["suffix", "hooks"]
+    fallback: str
+
+
+def plan_tracing(
+    model: Model,
+    prompts: PromptsLike,
+    *,
+    subjects: SubjectsLike = None,
+    answers: Sequence[str] | Sequence[int] | Tensor | None = None,
+    config: TracingConfig,
+) -> TracePlan:
+    """Returns the plan of `causal_tracing`'s sweep: prompts checked and tokenised, subject spans
+    found, σ measured and the noise drawn (steps 1-2 of the module docstring, before any run)."""
+    cfg = config
     inputs = _prepare(model, prompts, subjects, answers)
     sig = embedding_std(model) if cfg.sigma is None else float(cfg.sigma)
     reason = model.partial_support()
@@ -106,10 +146,13 @@ def causal_tracing(
     noises = subject_noise(
         inputs.ids, inputs.spans, cfg.samples, cfg.noise * sig, cfg.seed, model.dims.d_model
     )
-    method = "suffix" if run_suffix else "hooks"
-    out = sweep(
-        model, inputs, cfg.components, noises, cfg.window, method, cfg.batch_budget_mb, progress
-    )
+    fallback = reason if cfg.method == "auto" and reason is not None else ""
+    return TracePlan(cfg, inputs, sig, noises, "suffix" if run_suffix else "hooks", fallback)
+
+
+def tracing_result(model: Model, plan: TracePlan, out: Sweep) -> TracingResult:
+    """Returns the `TracingResult` of a finished sweep (as `causal_tracing` builds it)."""
+    cfg, inputs = plan.config, plan.inputs
     return TracingResult(
         components=cfg.components,
         restored=out.restored,
@@ -123,11 +166,11 @@ def causal_tracing(
         answers=[_decode(model, a) for a in out.answer_ids],
         answer_ids=out.answer_ids,
         noise=float(cfg.noise),
-        sigma=sig,
+        sigma=plan.sigma,
         samples=cfg.samples,
         window=cfg.window,
-        method=method,
-        fallback=reason if cfg.method == "auto" and reason is not None else "",
+        method=plan.method,
+        fallback=plan.fallback,
         provenance=Provenance(
             technique="causal_tracing",
             model=model.info.to_dict(),
@@ -320,6 +363,7 @@ def _decode(model: Model, token: int) -> str:
 
 __all__ = [
     "TRACE_COMPONENTS",
+    "TracePlan",
     "TracingCell",
     "TracingConfig",
     "TracingError",
@@ -327,6 +371,8 @@ __all__ = [
     "causal_tracing",
     "embedding_std",
     "factual_subjects",
+    "plan_tracing",
     "subject_noise",
+    "tracing_result",
     "window_range",
 ]

@@ -37,10 +37,13 @@ completes: Ctrl-C leaves no partial result.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import torch
+from torch import Tensor
 
+from interplab.core.memory import resolve_budget
 from interplab.core.model import Model
 from interplab.core.points import head_index
 from interplab.progress import progress_bar
@@ -50,14 +53,16 @@ from interplab.store import recorded
 from interplab.techniques.metrics import Metric, MetricName
 from interplab.techniques.patching import fast
 from interplab.techniques.patching.config import LOGITS, PathMethod, PathPatchingConfig
-from interplab.techniques.patching.grid import PairsLike, prepare
+from interplab.techniques.patching.grid import Inputs, PairsLike, prepare
 from interplab.techniques.patching.path_sweep import (
+    PathWork,
     Receivers,
-    fast_chunk,
-    hook_chunk,
+    chunks,
+    compute,
     row_bytes,
     rows_and_grids,
     setup,
+    write,
 )
 
 SenderSet = Literal["heads", "mlps", "all"]
@@ -80,7 +85,7 @@ def path_patching(
     freeze_mlps: bool = False,
     metric: MetricName | Metric = "logit_diff",
     method: PathMethod = "auto",
-    batch_budget_mb: float = 512.0,
+    batch_budget_mb: float | Literal["auto"] = 512.0,
     progress: bool = True,
     config: PathPatchingConfig | None = None,
 ) -> PathPatchingResult:
@@ -89,7 +94,27 @@ def path_patching(
     (``"L3.attn.z.h5"``, ``"L3.attn.z"`` for every head of layer 3, ``"L3.mlp_out"``);
     ``receivers`` is ``"logits"`` or head inputs (``["L9.attn.q.h6", "L9.attn.k.h6"]``).
     ``config`` replaces the option keywords."""
-    cfg = config or PathPatchingConfig(
+    cfg = config or path_config(senders, receivers, freeze_mlps, metric, method, batch_budget_mb)
+    plan = plan_path(model, pairs, cfg)
+    work = plan.work
+    effects = {c: g.clone() for c, g in plan.grids.items()}
+    with progress_bar(len(work.rows["example"]), "path patching", progress) as advance:
+        for span in chunks(work):
+            write(work, effects, [span], compute(model, work, [span]))
+            advance(span[1] - span[0])
+    return path_result(model, plan, effects)
+
+
+def path_config(
+    senders: SenderSet | Sequence[SiteLike],
+    receivers: Literal["logits"] | SiteLike | Sequence[SiteLike],
+    freeze_mlps: bool,
+    metric: MetricName | Metric,
+    method: PathMethod,
+    batch_budget_mb: float | Literal["auto"],
+) -> PathPatchingConfig:
+    """Returns the config of `path_patching`'s keyword options (sites parsed, names checked)."""
+    return PathPatchingConfig(
         senders="sites" if _is_sites(senders) else senders,  # type: ignore[arg-type]
         sender_sites=_sites(senders, _VALID_SENDERS) if _is_sites(senders) else (),
         receivers=_receiver_sites(receivers),
@@ -98,6 +123,25 @@ def path_patching(
         method=method,
         batch_budget_mb=batch_budget_mb,
     )
+
+
+@dataclass(frozen=True)
+class PathPlan:
+    """What a path-patching sweep runs on: the options, the prepared pairs, the rows and their
+    runs (`PathWork`), the effect grids prefilled with 0 (no-op senders) and NaN (no path), and
+    the note on the path taken."""
+
+    config: PathPatchingConfig
+    inputs: Inputs
+    work: PathWork
+    grids: dict[str, Tensor]
+    note: str
+
+
+def plan_path(model: Model, pairs: PairsLike, config: PathPatchingConfig) -> PathPlan:
+    """Returns the plan of `path_patching`'s sweep: senders and receivers checked, the clean and
+    corrupt runs cached (step 1 of the module docstring) and the rows to run listed."""
+    cfg = config
     m = Metric(cfg.metric)
     d = model.dims
     recv = _receivers(cfg.receivers, model)
@@ -111,37 +155,35 @@ def path_patching(
     use_fast = cfg.method == "fast" or (cfg.method == "auto" and not reason)
     with torch.no_grad():
         run = setup(model, tp, recv, m, use_fast)
-        rows, effects = rows_and_grids(run, cells, comps, top, d.n_heads)
-        limit = max(1, int(cfg.batch_budget_mb * 2**20 // row_bytes(model, run, recv, use_fast)))
-        chunk_fn = fast_chunk if use_fast else hook_chunk
-        with progress_bar(len(rows["example"]), "path patching", progress) as advance:
-            for lo in range(0, len(rows["example"]), limit):
-                chunk = {k: v[lo : lo + limit] for k, v in rows.items()}
-                patched = chunk_fn(model, run, chunk, recv, cfg.freeze_mlps)
-                out = patched - run.clean_metric[chunk["example"]].double()
-                for ci, c in enumerate(comps):
-                    sel = chunk["comp"] == ci
-                    effects[c].view(tp.n, -1)[chunk["example"][sel], chunk["flat"][sel]] = out[sel]
-                advance(len(chunk["example"]))
+        rows, grids = rows_and_grids(run, cells, comps, top, d.n_heads)
+    budget = resolve_budget(cfg.batch_budget_mb, model.device)
+    limit = max(1, int(budget * 2**20 // row_bytes(model, run, recv, use_fast)))
+    work = PathWork(run, rows, comps, recv, cfg.freeze_mlps, use_fast, limit)
     no_path = sum(1 for _, layer, _ in cells if top is not None and layer >= top)
     note = "" if use_fast or cfg.method == "hooks" else f"hook path used: {reason}"
     if no_path:
         note = (note + "; " if note else "") + (
             f"{no_path} sender(s) sit at or above the highest receiver layer ({top}): no path, NaN"
         )
+    return PathPlan(cfg, inputs, work, grids, note)
+
+
+def path_result(model: Model, plan: PathPlan, effects: dict[str, Tensor]) -> PathPatchingResult:
+    """Returns the `PathPatchingResult` of the filled effect grids (as `path_patching` builds it)."""
+    cfg, run = plan.config, plan.work.run
     return PathPatchingResult(
-        components=comps,
+        components=plan.work.components,
         direction="noise",
         per="all",
-        metric=m.name,
+        metric=run.metric.name,
         effects={c: e.cpu().numpy() for c, e in effects.items()},
         clean=run.clean_metric.double().cpu().numpy(),
         corrupt=run.corrupt_metric.double().cpu().numpy(),
-        **inputs.recorded("path_patching", model, cfg),
+        **plan.inputs.recorded("path_patching", model, cfg),
         receivers=cfg.receivers,
         freeze_mlps=cfg.freeze_mlps,
-        method="fast" if use_fast else "hooks",
-        note=note,
+        method="fast" if plan.work.fast else "hooks",
+        note=plan.note,
     )
 
 
@@ -229,4 +271,12 @@ def _senders(
     return cells, comps
 
 
-__all__ = ["METHODS", "SENDER_SETS", "path_patching"]
+__all__ = [
+    "METHODS",
+    "SENDER_SETS",
+    "PathPlan",
+    "path_config",
+    "path_patching",
+    "path_result",
+    "plan_path",
+]

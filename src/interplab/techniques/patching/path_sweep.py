@@ -13,25 +13,33 @@ numbers:
    positions, so each (row, position) runs as its own length-1 sequence (`Model.partial`) that
    joins the batch at the sender's layer, and for the logits only the answer position runs;
    step 3 re-runs the layers from the lowest receiver on the whole sequence.
+5. `chunks` lists the batches of rows the sweep runs (the memory budget sets them); `compute`
+   runs some of them and `write` puts their effects into the grids: one chunk at a time in
+   `path_patching`, or as tasks (`split`, then `merge`) on a backend of `interplab.distributed`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from interplab.core.interventions import Apply
 from interplab.core.model import Model
+from interplab.results.patching import PatchingError
 from interplab.sites import Site
 from interplab.techniques.metrics import Metric, Targets
 from interplab.techniques.patching.fast import metric_at_answer
 from interplab.techniques.patching.grid import TokenPairs
 
 Receivers = list[tuple[Site, int]]  # (layer-wide q/k/v site, index on its head axis)
+Span = tuple[int, int]
+"""Rows ``[lo, hi)`` of the sorted row table: one chunk of the sweep."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,42 @@ class Run:
     @property
     def length(self) -> int:
         return int(self.pairs.clean.shape[1])
+
+    def to(self, device: torch.device | str) -> Run:
+        """Returns the runs with their cached tensors on ``device`` (values unchanged)."""
+        t = self.targets
+        lp = t.clean_logprobs
+        return replace(
+            self,
+            answer_pos=self.answer_pos.to(device),
+            z={k: [v.to(device) for v in vs] for k, vs in self.z.items()},
+            mlp={k: [v.to(device) for v in vs] for k, vs in self.mlp.items()},
+            resid=[v.to(device) for v in self.resid],
+            received=[v.to(device) for v in self.received],
+            targets=Targets(
+                t.answer.to(device), t.wrong.to(device), None if lp is None else lp.to(device)
+            ),
+            clean_metric=self.clean_metric.to(device),
+            corrupt_metric=self.corrupt_metric.to(device),
+        )
+
+
+@dataclass(frozen=True)
+class PathWork:
+    """Everything a worker needs, besides the model, to compute any chunk of one sweep's rows."""
+
+    run: Run
+    rows: dict[str, Tensor]  # the row table of `rows_and_grids`
+    components: tuple[str, ...]
+    recv: Receivers | None
+    freeze_mlps: bool
+    fast: bool
+    limit: int  # rows per chunk, from the memory budget
+
+    def to(self, device: torch.device | str) -> PathWork:
+        """Returns the work with its tensors on ``device`` (values unchanged)."""
+        rows = {k: v.to(device) for k, v in self.rows.items()}
+        return replace(self, run=self.run.to(device), rows=rows)
 
 
 def setup(model: Model, tp: TokenPairs, recv: Receivers | None, metric: Metric, fast: bool) -> Run:
@@ -124,6 +168,77 @@ def row_bytes(model: Model, run: Run, recv: Receivers | None, fast: bool) -> int
     if not fast:
         return 4 * (full + length * d.d_vocab)
     return 4 * (per_token if recv is None else full)
+
+
+def chunks(work: PathWork) -> list[Span]:
+    """Returns the chunks of rows the sweep runs one batch each, in order."""
+    n = len(work.rows["example"])
+    return [(lo, min(lo + work.limit, n)) for lo in range(0, n, work.limit)]
+
+
+def split(work: PathWork, parts: int) -> list[list[Span]]:
+    """Returns the chunks cut into up to ``parts`` contiguous tasks. Which rows share a batch can
+    change the last bit of a float32 result, so a task takes whole chunks of the one-piece sweep
+    (a smaller ``batch_budget_mb`` gives more, smaller chunks)."""
+    if not isinstance(parts, int) or parts < 1:
+        raise PatchingError(f"parts must be an int of at least 1, got {parts!r}")
+    spans = chunks(work)
+    bounds = np.linspace(0, len(spans), min(parts, len(spans)) + 1).round().astype(int)
+    return [spans[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def compute(model: Model, work: PathWork, spans: Sequence[Span]) -> Tensor:
+    """Returns the effect (path-patched minus clean metric, float64) of every row of the chunks
+    ``spans``, in order, each chunk run as one batch (`fast_chunk` or `hook_chunk`)."""
+    n = len(work.rows["example"])
+    w = work.to(model.device)
+    chunk_fn = fast_chunk if w.fast else hook_chunk
+    out = [torch.zeros(0, dtype=torch.float64)]
+    with torch.no_grad():
+        for lo, hi in spans:
+            if not 0 <= lo < hi <= n:
+                raise PatchingError(f"rows [{lo}, {hi}) are not a chunk of the sweep's {n} rows")
+            chunk = {k: v[lo:hi] for k, v in w.rows.items()}
+            patched = chunk_fn(model, w.run, chunk, w.recv, w.freeze_mlps)
+            out.append((patched - w.run.clean_metric[chunk["example"]].double()).cpu())
+    return torch.cat(out)
+
+
+def write(
+    work: PathWork, effects: dict[str, Tensor], spans: Sequence[Span], values: Tensor
+) -> None:
+    """Writes the effects ``values`` of the rows of ``spans`` (as `compute` returns them) into
+    the grids ``effects``."""
+    n = work.run.pairs.n
+    at = 0
+    for lo, hi in spans:
+        out = values[at : at + hi - lo]
+        at += hi - lo
+        ex, comp, flat = (work.rows[k][lo:hi].cpu() for k in ("example", "comp", "flat"))
+        for ci, c in enumerate(work.components):
+            sel = comp == ci
+            effects[c].view(n, -1)[ex[sel], flat[sel]] = out[sel]
+
+
+def merge(
+    work: PathWork,
+    grids: dict[str, Tensor],
+    parts: Iterable[tuple[Sequence[Span], Tensor]],
+) -> dict[str, Tensor]:
+    """Returns copies of the prefilled ``grids`` with the ``(spans, effects)`` pieces written in;
+    raises when a chunk is missing."""
+    effects = {c: g.clone() for c, g in grids.items()}
+    done: set[Span] = set()
+    for spans, values in parts:
+        write(work, effects, spans, values)
+        done.update(spans)
+    missing = [s for s in chunks(work) if s not in done]
+    if missing:
+        raise PatchingError(
+            f"{len(missing)} chunks of rows were not computed (rows {list(missing[0])}); "
+            "cannot merge"
+        )
+    return effects
 
 
 def _take(t: Tensor, ex: Tensor, pos: Tensor | None) -> Tensor:
@@ -263,4 +378,19 @@ def _metric(model: Model, run: Run, final_resid: Tensor, examples: Tensor) -> Te
     return metric_at_answer(model, run.metric, run.targets, final_resid, examples).double()
 
 
-__all__ = ["Receivers", "Run", "fast_chunk", "hook_chunk", "row_bytes", "rows_and_grids", "setup"]
+__all__ = [
+    "PathWork",
+    "Receivers",
+    "Run",
+    "Span",
+    "chunks",
+    "compute",
+    "fast_chunk",
+    "hook_chunk",
+    "merge",
+    "row_bytes",
+    "rows_and_grids",
+    "setup",
+    "split",
+    "write",
+]
