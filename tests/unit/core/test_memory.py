@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import tiny_model, token_pairs
 from interplab.configs import ConfigError
 from interplab.core import memory
 from interplab.techniques.patching import PatchingConfig, activation_patching
+
+from helpers import tiny_model, token_pairs
 
 
 def test_cpu_free_memory_is_the_kernels_available_memory():
