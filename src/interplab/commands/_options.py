@@ -49,6 +49,26 @@ BudgetOpt = Annotated[
         help="memory per batch in MiB, or auto (a quarter of the device's free memory)",
     ),
 ]
+
+
+def _backend(value: str) -> str:
+    if value not in ("local", "ray"):
+        raise typer.BadParameter(f"--backend is local or ray, not {value!r}")
+    return value
+
+
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        callback=_backend,
+        help="local | ray: the sweep's tasks on a Ray cluster (pip install 'interplab[ray]')",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster address ('ray start --head' prints it); none: a private one"),
+]
+WorkersOpt = Annotated[int, typer.Option(min=1, help="Ray actors (each loads the model once)")]
 PlotOpt = Annotated[
     Path | None,
     typer.Option("--plot", help="write the figure here (PNG, and an interactive .html beside it)"),

@@ -10,12 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from interplab.commands._options import (
+    AddressOpt,
+    BackendOpt,
     BudgetOpt,
     DeviceOpt,
     DtypeOpt,
     JsonOpt,
     ModelOpt,
     PlotOpt,
+    WorkersOpt,
     check_outputs,
     load_model,
     write_outputs,
@@ -167,15 +170,9 @@ def register(app: typer.Typer) -> None:
                 "backwards)"
             ),
         ] = False,
-        backend: Annotated[
-            str,
-            typer.Option(help="local | ray: the cells as tasks on a Ray cluster (interplab[ray])"),
-        ] = "local",
-        address: Annotated[
-            str | None,
-            typer.Option(help="Ray cluster address ('ray start --head' prints it); none: local"),
-        ] = None,
-        workers: Annotated[int, typer.Option(min=1, help="Ray actors (each loads the model)")] = 2,
+        backend: BackendOpt = "local",
+        address: AddressOpt = None,
+        workers: WorkersOpt = 2,
         json: JsonOpt = None,
         plot: PlotOpt = None,
         budget_mb: BudgetOpt = 512.0,
@@ -195,8 +192,6 @@ def register(app: typer.Typer) -> None:
         from interplab.techniques.patching.ablations import check_methods
 
         plot = check_outputs(json, plot)
-        if backend not in ("local", "ray"):
-            raise typer.BadParameter(f"--backend is local or ray, not {backend!r}")
         if backend == "ray" and (method != "exact" or ablations is not None):
             raise typer.BadParameter(
                 "--backend ray runs the exact sweep: drop --method/--ablations"

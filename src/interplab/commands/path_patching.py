@@ -8,12 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from interplab.commands._options import (
+    AddressOpt,
+    BackendOpt,
     BudgetOpt,
     DeviceOpt,
     DtypeOpt,
     JsonOpt,
     ModelOpt,
     PlotOpt,
+    WorkersOpt,
     check_outputs,
     write_outputs,
 )
@@ -38,18 +41,9 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--freeze-mlps", help="freeze MLPs too (direct paths only)")
         ] = False,
         budget_mb: BudgetOpt = 512.0,
-        backend: Annotated[
-            str,
-            typer.Option(
-                help="local | ray: the (example, sender) rows as tasks on a Ray cluster "
-                "(interplab[ray]; a smaller --budget-mb cuts more tasks)"
-            ),
-        ] = "local",
-        address: Annotated[
-            str | None,
-            typer.Option(help="Ray cluster address ('ray start --head' prints it); none: local"),
-        ] = None,
-        workers: Annotated[int, typer.Option(min=1, help="Ray actors (each loads the model)")] = 2,
+        backend: BackendOpt = "local",
+        address: AddressOpt = None,
+        workers: WorkersOpt = 2,
         json: JsonOpt = None,
         plot: PlotOpt = None,
         model: ModelOpt = "smollm2-135m",
@@ -60,8 +54,6 @@ def register(app: typer.Typer) -> None:
         from interplab.techniques.patching import SENDER_SETS, path_patching
 
         plot = check_outputs(json, plot)
-        if backend not in ("local", "ray"):
-            raise typer.BadParameter(f"--backend is local or ray, not {backend!r}")
         console, loaded, pairs = load_task(task, n, seed, model, device, dtype)
         sender_spec = senders if senders in SENDER_SETS else _split(senders)
         options: dict[str, Any] = {

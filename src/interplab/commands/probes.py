@@ -9,11 +9,14 @@ import typer
 from rich.table import Table
 
 from interplab.commands._options import (
+    AddressOpt,
+    BackendOpt,
     DeviceOpt,
     DtypeOpt,
     JsonOpt,
     ModelOpt,
     PlotOpt,
+    WorkersOpt,
     check_outputs,
     check_writable,
     console,
@@ -62,15 +65,9 @@ def probe(
         Path | None,
         typer.Option(help="write the all-data probe directions here (.safetensors or .npz)"),
     ] = None,
-    backend: Annotated[
-        str,
-        typer.Option(help="local | ray: the layers as tasks on a Ray cluster (interplab[ray])"),
-    ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster address ('ray start --head' prints it); none: local"),
-    ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Ray actors (each loads the model)")] = 2,
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = 2,
     layers_per_task: Annotated[
         int,
         typer.Option(
@@ -98,8 +95,6 @@ def probe(
         seed=seed,
     )
     figure = check_outputs(json_path, plot)
-    if backend not in ("local", "ray"):
-        raise UserError(f"--backend is local or ray, not {backend!r}")
     if layers_per_task and backend != "ray":
         raise UserError("--layers-per-task cuts the work for --backend ray; add --backend ray")
     if save_directions is not None:

@@ -9,11 +9,14 @@ import typer
 from rich.table import Table
 
 from interplab.commands._options import (
+    AddressOpt,
+    BackendOpt,
     DeviceOpt,
     DtypeOpt,
     JsonOpt,
     ModelOpt,
     PlotOpt,
+    WorkersOpt,
     check_outputs,
     check_writable,
     console,
@@ -104,6 +107,9 @@ def register(app: typer.Typer) -> None:
         n_random: Annotated[int, typer.Option(help="norm-matched random vectors")] = 3,
         max_new_tokens: Annotated[int, typer.Option()] = 24,
         seed: Annotated[int, typer.Option()] = 0,
+        backend: BackendOpt = "local",
+        address: AddressOpt = None,
+        workers: WorkersOpt = 2,
         model: ModelOpt = "smollm2-135m",
         device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
@@ -135,10 +141,17 @@ def register(app: typer.Typer) -> None:
         )
         console.print(f"steering vector norms: {norms}")
         behaviour = replace(HAPPINESS, instruction=instruction)
-        with err.status(f"steering {len(prompt or NEUTRAL_PROMPTS[:8])} prompts"):
-            result = steer(
-                m, prompt or list(NEUTRAL_PROMPTS[:8]), vector, behaviour=behaviour, config=config
-            )
+        prompts = prompt or list(NEUTRAL_PROMPTS[:8])
+        if backend == "ray":  # one task per coefficient (`interplab.distributed.steering`)
+            from interplab.distributed.steering import steer as steer_on
+
+            result = steer_on(
+                m, prompts, vector, behaviour=behaviour, config=config, backend="ray",
+                address=address, workers=workers,
+            )  # fmt: skip
+        else:
+            with err.status(f"steering {len(prompts)} prompts"):
+                result = steer(m, prompts, vector, behaviour=behaviour, config=config)
         table = Table(title=f"{result.behaviour} score and perplexity, n={result.n} prompts")
         for col in ("coef", "condition", "score (95% CI)", "perplexity (95% CI)"):
             table.add_column(col)

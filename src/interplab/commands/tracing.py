@@ -9,12 +9,15 @@ from rich.console import Console
 from rich.table import Table
 
 from interplab.commands._options import (
+    AddressOpt,
+    BackendOpt,
     BudgetOpt,
     DeviceOpt,
     DtypeOpt,
     JsonOpt,
     ModelOpt,
     PlotOpt,
+    WorkersOpt,
     check_outputs,
     load_model,
     write_outputs,
@@ -89,18 +92,9 @@ def register(app: typer.Typer) -> None:
         samples: Annotated[int, typer.Option(help="noise samples per prompt")] = 10,
         window: Annotated[int, typer.Option(help="layers restored per attn/mlp cell")] = 10,
         budget_mb: BudgetOpt = 512.0,
-        backend: Annotated[
-            str,
-            typer.Option(
-                help="local | ray: the (prompt, position) columns as tasks on a Ray cluster "
-                "(interplab[ray])"
-            ),
-        ] = "local",
-        address: Annotated[
-            str | None,
-            typer.Option(help="Ray cluster address ('ray start --head' prints it); none: local"),
-        ] = None,
-        workers: Annotated[int, typer.Option(min=1, help="Ray actors (each loads the model)")] = 2,
+        backend: BackendOpt = "local",
+        address: AddressOpt = None,
+        workers: WorkersOpt = 2,
         model: ModelOpt = "smollm2-135m",
         device: DeviceOpt = "auto",
         dtype: DtypeOpt = "float32",
@@ -116,8 +110,6 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--prompt needs --subject (the words to noise)")
         if prompt is None and n < 1:
             raise typer.BadParameter(f"--n must be at least 1, got {n}")
-        if backend not in ("local", "ray"):
-            raise typer.BadParameter(f"--backend is local or ray, not {backend!r}")
         config = TracingConfig(
             noise=noise, samples=samples, window=window, seed=seed, batch_budget_mb=budget_mb
         )
