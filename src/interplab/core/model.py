@@ -515,9 +515,14 @@ def load(
     *,
     dtype: torch.dtype | str = torch.float32,
     device: str | torch.device = "cpu",
+    device_map: str | dict[str, int | str] | None = None,
+    max_memory: dict[int | str, int | str] | None = None,
 ) -> Model:
     """Returns a Model: an embedded name (default SmolLM2-135M-Instruct), a local HF folder, a GGUF
     file, or a hub id already in the local HF cache. The embedded model is converted once and
-    cached under ``$INTERPLAB_CACHE``."""
-    loaded = load_hf(name_or_path, dtype=dtype, device=device)
+    cached under ``$INTERPLAB_CACHE``. ``device_map``/``max_memory`` spread a model that does not
+    fit one device over several (`interplab.models.load.load_hf`)."""
+    loaded = load_hf(
+        name_or_path, dtype=dtype, device=device, device_map=device_map, max_memory=max_memory
+    )
     return Model(loaded.hf, loaded.tokenizer, loaded.adapter, loaded.info)

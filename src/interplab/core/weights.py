@@ -21,6 +21,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from interplab.errors import UserError
 from interplab.models.adapter import Adapter, NormKind, get_module, norm_eps
 from interplab.types import Float
 
@@ -45,6 +46,21 @@ class Norm:
         return 1 + self.weight if self.kind == "rms_plus_one" else self.weight
 
 
+class WeightsOffloaded(UserError):
+    """A weight lives on disk (a ``device_map`` with ``"disk"``): it has no values to read."""
+
+
+def _present(weight: Tensor, module: nn.Module) -> Tensor:
+    """Returns ``weight``, or raises if accelerate offloaded it (a placeholder on ``meta``)."""
+    if weight.device.type == "meta":
+        raise WeightsOffloaded(
+            f"the weights of {type(module).__name__} are offloaded to disk by the device_map, and "
+            "this technique reads weights; load with a device_map that keeps every layer on a "
+            "device (GPUs or 'cpu'), or without one"
+        )
+    return weight
+
+
 class Weights:
     """Views of one model's weights, read through its adapter (see the module docstring)."""
 
@@ -60,16 +76,18 @@ class Weights:
 
     def _in_out(self, module: nn.Module) -> Tensor:
         """Returns a projection's weight as ``[in, out]`` (HF Linear stores ``[out, in]``)."""
-        w: Tensor = module.weight  # type: ignore[assignment]
+        w: Tensor = _present(module.weight, module)  # type: ignore[arg-type]
         return w if self._adapter.o_weight_transposed else w.T
 
     @property
     def W_E(self) -> Float[Tensor, "vocab d_model"]:
-        return get_module(self._hf, self._adapter.embed).weight  # type: ignore[return-value]
+        module = get_module(self._hf, self._adapter.embed)
+        return _present(module.weight, module)  # type: ignore[arg-type]
 
     @property
     def W_U(self) -> Float[Tensor, "d_model vocab"]:
-        return get_module(self._hf, self._adapter.unembed).weight.T  # type: ignore[union-attr]
+        module = get_module(self._hf, self._adapter.unembed)
+        return _present(module.weight, module).T  # type: ignore[arg-type]
 
     @property
     def b_U(self) -> Float[Tensor, " vocab"] | None:
@@ -154,4 +172,4 @@ class Weights:
         )
 
 
-__all__ = ["Norm", "Weights"]
+__all__ = ["Norm", "Weights", "WeightsOffloaded"]

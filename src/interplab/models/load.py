@@ -184,36 +184,49 @@ def cache_root() -> Path:
     return Path(os.environ.get("INTERPLAB_CACHE", Path.home() / ".cache" / "interplab"))
 
 
+DeviceMap = str | dict[str, int | str]
+
+
 def load_hf(
     name_or_path: str = DEFAULT_MODEL,
     *,
     dtype: torch.dtype | str = torch.float32,
     device: str | torch.device = "cpu",
+    device_map: DeviceMap | None = None,
+    max_memory: dict[int | str, int | str] | None = None,
 ) -> Loaded:
-    """Returns the HF model for an embedded name, a local HF folder, a GGUF file, or a cached hub id."""
+    """Returns the HF model for an embedded name, a local HF folder, a GGUF file, or a cached hub id.
+
+    ``device_map`` (``"auto"``, ``"balanced"``, ``"sequential"`` or a dict of module names to
+    devices, ``"cpu"`` or ``"disk"``) spreads the layers over several devices through accelerate,
+    for models that do not fit one, in place of ``device``; ``max_memory`` caps each device
+    (``{0: "20GiB", 1: "20GiB", "cpu": "60GiB"}``). Layers offloaded to ``"disk"`` are read from a
+    folder under the cache at each forward; the weight API refuses them (`Weights`)."""
     dt = _dtype(dtype)
     dev = _device(device)
+    placement = _placement(device_map, max_memory)
     if name_or_path in EMBEDDED:
         emb = EMBEDDED[name_or_path]
         folder = _converted(emb.locate(), emb.name)
         return _from_folder(
-            folder, name=emb.name, dtype=dt, device=dev, licence=emb.licence, hf_id=emb.hf_id
-        )
+            folder, name=emb.name, dtype=dt, device=dev, licence=emb.licence, hf_id=emb.hf_id,
+            placement=placement,
+        )  # fmt: skip
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelNotFoundError(f"GGUF file {path} does not exist")
         folder = _converted(path, path.stem)
-        return _from_folder(folder, name=path.stem, dtype=dt, device=dev)
+        return _from_folder(folder, name=path.stem, dtype=dt, device=dev, placement=placement)
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelNotFoundError(
                 f"{path} is a folder but not a HF model folder (no config.json); it needs "
                 "config.json, the weights (*.safetensors) and the tokenizer files"
             )
-        return _from_folder(path, name=path.name, dtype=dt, device=dev)
+        return _from_folder(path, name=path.name, dtype=dt, device=dev, placement=placement)
     if "/" in name_or_path and not path.exists():
-        return _from_hub_cache(name_or_path, dt, dev)
+        return _from_hub_cache(name_or_path, dt, dev, placement)
     raise ModelNotFoundError(
         f"unknown model {name_or_path!r}. Embedded models: "
         + "; ".join(f"{e.name} ({e.description})" for e in EMBEDDED.values())
@@ -236,6 +249,35 @@ def _dtype(dtype: torch.dtype | str) -> torch.dtype:
     if dtype not in valid:
         raise UserError(f"unknown dtype {dtype!r}; valid: {', '.join(valid)}")
     return valid[dtype]
+
+
+def _placement(
+    device_map: DeviceMap | None, max_memory: dict[int | str, int | str] | None
+) -> dict[str, Any] | None:
+    """Returns the ``from_pretrained`` keywords of a device map, after checking it."""
+    if device_map is None:
+        if max_memory is not None:
+            raise UserError("max_memory caps the devices of a device_map; pass device_map too")
+        return None
+    named = ("auto", "balanced", "balanced_low_0", "sequential")
+    if isinstance(device_map, str) and device_map not in named:
+        raise UserError(
+            f"device_map {device_map!r} is not one of {', '.join(named)}, nor a dict of module "
+            "names to devices (e.g. {'model.layers.0': 0, ..., 'lm_head': 'cpu'})"
+        )
+    if not isinstance(device_map, str | dict):
+        raise UserError(f"device_map is a name or a dict, got {type(device_map).__name__}")
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise UserError("device_map needs accelerate: pip install accelerate") from None
+    return {"device_map": device_map, "max_memory": max_memory}
+
+
+def _map_summary(hf: Any) -> str:
+    """Returns where a mapped model's modules went, e.g. ``"map:cpu,disk"``."""
+    where = getattr(hf, "hf_device_map", {}) or {}
+    return "map:" + ",".join(sorted({str(v) for v in where.values()}))
 
 
 def auto_device() -> torch.device:
@@ -445,8 +487,14 @@ def _from_folder(
     device: torch.device,
     licence: str = "unknown",
     hf_id: str | None = None,
+    placement: dict[str, Any] | None = None,
 ) -> Loaded:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {}
+    if placement is not None:
+        offload = cache_root() / "offload" / f"{name.replace('/', '--')}-{os.getpid()}"
+        kwargs = {**placement, "offload_folder": str(offload)}
 
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
@@ -458,13 +506,15 @@ def _from_folder(
     adapter = adapter_for(config)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        hf: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+        hf: Any = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype, local_files_only=True, **kwargs
+        )
     except (OSError, ValueError, KeyError, RuntimeError, EOFError) as e:
         raise ModelFilesError(
             f"cannot load the model in {folder} ({type(e).__name__}: {_first_line(e)}); its "
             "weights or tokenizer files may be truncated or corrupt"
         ) from None
-    hf = hf.to(device).eval()
+    hf = (hf if placement is not None else hf.to(device)).eval()
     manifest_path = folder / "manifest.json"
     if manifest_path.exists():
         sha = json.loads(manifest_path.read_text())["weights_sha256"]
@@ -476,7 +526,7 @@ def _from_folder(
         source=str(folder),
         weights_sha256=sha,
         dtype=str(dtype).removeprefix("torch."),
-        device=str(device),
+        device=str(device) if placement is None else _map_summary(hf),
         licence=licence,
         hf_id=hf_id,
         n_params=sum(p.numel() for p in hf.parameters()),
@@ -484,7 +534,9 @@ def _from_folder(
     return Loaded(hf, tokenizer, adapter, info)
 
 
-def _from_hub_cache(hub_id: str, dtype: torch.dtype, device: torch.device) -> Loaded:
+def _from_hub_cache(
+    hub_id: str, dtype: torch.dtype, device: torch.device, placement: dict[str, Any] | None
+) -> Loaded:
     try:
         from huggingface_hub import snapshot_download
 
@@ -496,7 +548,9 @@ def _from_hub_cache(hub_id: str, dtype: torch.dtype, device: torch.device) -> Lo
             f"`huggingface-cli download {hub_id} --local-dir ./{hub_id.split('/')[-1]}`), copy the "
             "folder here and pass its path: interplab.load('./" + hub_id.split("/")[-1] + "')"
         ) from None
-    return _from_folder(folder, name=hub_id, dtype=dtype, device=device, hf_id=hub_id)
+    return _from_folder(
+        folder, name=hub_id, dtype=dtype, device=device, hf_id=hub_id, placement=placement
+    )
 
 
 def embedded_models() -> list[dict[str, Any]]:
