@@ -169,7 +169,9 @@ class ModelSource:
         return self.activations(ids, where=f"block {index} of epoch {epoch}")
 
     def activations(self, window_ids: np.ndarray, where: str = "the corpus") -> dict[Site, Tensor]:
-        """Returns ``{site: [tokens, width]}`` of the given windows, one forward per batch."""
+        """Returns ``{site: [tokens, width]}`` float32 on the CPU (where shards are written and
+        dictionaries train, whatever device the model runs on) of the given windows, one forward
+        per batch."""
         parts: dict[Site, list[Tensor]] = {s: [] for s in self.sites}
         step = self.config.batch_windows
         for start in range(0, len(window_ids), step):
@@ -180,7 +182,7 @@ class ModelSource:
             keep = ~outliers(list(vectors.values()), self.config.outlier_ratio)
             for s in self.sites:
                 parts[s].append(vectors[s][keep])
-        out = {s: torch.cat(v) for s, v in parts.items()}
+        out = {s: torch.cat(v).cpu() for s, v in parts.items()}
         for s, x in out.items():
             check_finite(s, x, where)
         return out

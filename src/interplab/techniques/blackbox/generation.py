@@ -162,7 +162,7 @@ def pick(logits: Tensor, cfg: SamplingConfig, gen: torch.Generator) -> Tensor:
     # Inverse-CDF draw: one uniform per row against the cumulative probabilities (exact, and
     # several times faster than torch.multinomial over a 50k vocabulary on CPU).
     cdf = logits.softmax(-1).cumsum(-1)
-    u = torch.rand((logits.shape[0], 1), generator=gen) * cdf[:, -1:]
+    u = torch.rand((logits.shape[0], 1), generator=gen).to(cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u).clamp(max=logits.shape[-1] - 1)[:, 0]
 
 

@@ -95,14 +95,14 @@ def attribution_patching(
                 prod = grads[i] * (source.cache[site] - acts[i].detach())  # [n, pos, (H), feat]
                 if tp.mask is not None:
                     shape = tp.mask.shape + (1,) * (prod.ndim - 2)
-                    prod = prod * tp.mask.view(shape)
+                    prod = prod * tp.mask.view(shape).to(prod.device)
                 cell = prod.sum(-1)  # [n, pos, (H)]
                 if c == "attn.z":
                     cell = cell.transpose(1, 2)  # [n, H, pos]
                 grid[:, layer] = cell if cfg.per == "position" else cell.sum(-1)
             effects[c] = grid.double().numpy()
-    clean_m = m(clean_logits, targets).double().numpy()
-    corrupt_m = m(corrupt_logits, targets).double().numpy()
+    clean_m = m(clean_logits, targets).double().cpu().numpy()
+    corrupt_m = m(corrupt_logits, targets).double().cpu().numpy()
     control_result = None
     if cfg.control:
         from interplab.techniques.patching.controls import run_control

@@ -53,7 +53,8 @@ def happiness_score(model: Model, texts: Sequence[str], *, batch_size: int = 16)
         run = model.run(chunk)
         rows = torch.arange(len(chunk))
         logp = run.logits[rows, run.tokens.last].float().log_softmax(-1)
-        out.append((logp[:, happy].logsumexp(-1) - logp[:, sad].logsumexp(-1)).double().numpy())
+        odds = logp[:, happy].logsumexp(-1) - logp[:, sad].logsumexp(-1)
+        out.append(odds.double().cpu().numpy())
     return np.concatenate(out)
 
 

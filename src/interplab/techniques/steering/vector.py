@@ -132,7 +132,8 @@ def steering_interventions(
 ) -> list[Add]:
     """Returns one `Add` per layer adding ``rows[:, layer]`` (``[batch, layer, d_model]``, already
     scaled by the coefficients) to each row of the batch."""
-    check_finite(rows.detach().cpu().numpy(), vector.layers, what="the scaled steering vectors")
+    values = rows.detach().double().cpu().numpy()  # numpy has no bfloat16
+    check_finite(values, vector.layers, what="the scaled steering vectors")
     return [
         Add(vector.site(layer), rows[:, i, None, :], positions=positions)
         for i, layer in enumerate(vector.layers)
