@@ -9,8 +9,9 @@ circuit-tracer's ``configure_gradient_flow``):
    ``y = w · x · s(x)`` passes gradients as ``w · s`` (``1 + w`` for Gemma); LayerNorm as
    ``w · s · (I - 1/d)`` (the centring stays, the ``1/std`` is frozen). Implemented as
    ``y.detach() + lin(x - x.detach())``: the added term is exactly zero in value.
-2. ``attention``: queries and keys are detached (``attn.q`` and ``attn.k`` through core's own
-   `Apply` interventions), so attention patterns are constants and only values carry gradients.
+2. ``attention``: queries and keys are detached (a forward hook on their own projection modules;
+   core's `Apply` on ``attn.q``/``attn.k`` where one module also makes the values), so attention
+   patterns are constants and only values carry gradients.
 3. ``mlps``: each MLP's contribution to the residual (the module whose output is ``mlp_out``) is
    detached, so no gradient passes through an MLP; a caller adds back the linear paths it wants
    (a skip transcoder's ``W_skip``) through an `Apply` on ``mlp_out``.
@@ -101,13 +102,20 @@ def linearised(
                     get_module(block, model.adapter.mlp_out).register_forward_hook(_cut_hook)
                 )
         if attention:
-            ivs = [
-                Apply(Site(layer, c), _detach)  # type: ignore[arg-type]
-                for layer in range(model.dims.n_layers)
-                for c in ("attn.q", "attn.k")
-            ]
-            session = HookSession(model.hf, model.adapter, model.dims, interventions=ivs)
-            session.__enter__()
+            ivs = []
+            for layer in range(model.dims.n_layers):
+                block = model.adapter.block(model.hf, layer)
+                for c, proj in (("attn.q", model.adapter.q), ("attn.k", model.adapter.k)):
+                    if proj.layout in ("fused", "interleaved"):  # V shares the module: edit q/k
+                        ivs.append(Apply(Site(layer, c), _detach))  # type: ignore[arg-type]
+                    else:  # its own module: its output becomes a constant, so the backward
+                        # never reaches the projection (an edit would clone, and the backward
+                        # would multiply zeros through q_proj, k_proj and the rotary)
+                        module = get_module(block, proj.module)
+                        handles.append(module.register_forward_hook(_cut_hook))
+            if ivs:
+                session = HookSession(model.hf, model.adapter, model.dims, interventions=ivs)
+                session.__enter__()
         yield
     finally:
         if session is not None:

@@ -158,6 +158,7 @@ class _Forward:
     def __enter__(self) -> _Forward:
         model, rep = self.model, self.rep
         n_layers = rep.n_layers
+        self.groups = _groups(rep.active)
         self.in_sites = {layer: Site(layer, "mlp.in") for layer in self.transcoders.layers}
         self.out_sites = [Site(layer, "resid_post") for layer in range(n_layers)]
         sites = [
@@ -207,21 +208,39 @@ class _Forward:
         grads = torch.autograd.grad(total, inputs, retain_graph=True, allow_unused=True)
         n_f, n_pos = rep.active.shape[0], rep.n_pos
         out = torch.zeros(n, n_f + rep.n_layers * n_pos + n_pos, device=rep.errors.device)
-        feat_layers = rep.active[:, 0]
         for layer, g in enumerate(grads[:-1]):
             if g is None:
                 continue
             g = g[:n].float()
-            js = (feat_layers == layer).nonzero().flatten()
-            if len(js):
-                gathered = g[:, rep.active[js, 1]]  # [n, j, d]
-                out[:, js] = torch.einsum("njd,jd->nj", gathered, rep.decoders[js])
+            # Features of one (layer, position) are contiguous (`replacement.prepare` sorts them):
+            # one matmul each, no [n, features, d_model] gather.
+            for pos, a, b in self.groups.get(layer, ()):
+                out[:, a:b] = g[:, pos] @ rep.decoders[a:b].T
             start = n_f + layer * n_pos
             out[:, start : start + n_pos] = torch.einsum("npd,pd->np", g, rep.errors[layer])
         if grads[-1] is not None:
             start = n_f + rep.n_layers * n_pos
             out[:, start:] = torch.einsum("npd,pd->np", grads[-1][:n].float(), rep.embeddings)
         return out
+
+
+def _groups(active: Tensor) -> dict[int, list[tuple[int, int, int]]]:
+    """Returns per layer the ``(position, start, stop)`` row ranges of ``active`` (sorted by
+    layer, then position)."""
+    keys = (
+        active[:, 0].cpu() * (int(active[:, 1].max()) + 1 if len(active) else 1)
+        + active[:, 1].cpu()
+    )
+    if len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all()):
+        raise GraphError("active features must be sorted by layer, then position")
+    out: dict[int, list[tuple[int, int, int]]] = {}
+    _, counts = torch.unique_consecutive(keys, return_counts=True)
+    start = 0
+    for c in counts.tolist():
+        layer, pos = int(active[start, 0]), int(active[start, 1])
+        out.setdefault(layer, []).append((pos, start, start + c))
+        start += c
+    return out
 
 
 def _leaf(t: Tensor) -> Tensor:
