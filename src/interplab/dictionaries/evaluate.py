@@ -23,6 +23,7 @@ dictionary was not trained on, are left out of every metric and never replaced):
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,6 +128,8 @@ def evaluate(
     rows: dict[str, list[float]] = {k: [] for k in EVAL_METRICS}
     counts = torch.zeros(dictionary.d_sae, dtype=torch.float64)
     n_outliers = 0
+    if next(dictionary.parameters()).device != model.device:  # a copy: the caller's stays put
+        dictionary = copy.deepcopy(dictionary).to(model.device)
     dictionary = dictionary.eval()
     with progress_bar(len(batches), f"evaluating {name}", progress) as advance:
         for batch in batches:
@@ -141,7 +144,7 @@ def evaluate(
                 f = dictionary.encode(x_in)
                 recon = dictionary(x_in)
             active = f > 0
-            counts += active.reshape(-1, dictionary.d_sae).sum(0).double()
+            counts += active.reshape(-1, dictionary.d_sae).sum(0).double().cpu()
             rows["l0"].append(float(active.sum(-1).double().mean()))
             targets.append(x_out.reshape(-1, x_out.shape[-1]))
             recons.append(recon.reshape(-1, recon.shape[-1]))

@@ -30,8 +30,14 @@ from interplab.techniques.graphs.replacement import GraphError
 
 def normalise(adjacency: Tensor) -> Tensor:
     """Returns ``|A|`` with every row scaled to sum to one (all-zero rows stay zero)."""
-    a = adjacency.abs()
-    return a / a.sum(1, keepdim=True).clamp(min=1e-10)
+    return _normalise_(adjacency.abs())
+
+
+def _normalise_(a: Tensor) -> Tensor:
+    """Scales the rows of the non-negative ``a`` to sum to one, in place (one n × n copy fewer:
+    the adjacency of a long prompt is hundreds of MB)."""
+    a /= a.sum(1, keepdim=True).clamp(min=1e-10)
+    return a
 
 
 def influence(normalised: Tensor, weights: Tensor, max_iter: int = 1000) -> Tensor:
@@ -50,12 +56,20 @@ def influence(normalised: Tensor, weights: Tensor, max_iter: int = 1000) -> Tens
 
 
 def threshold_for(scores: Tensor, fraction: float) -> Tensor:
-    """Returns the smallest score among the top scores that carry ``fraction`` of the total."""
-    ordered = torch.sort(scores, descending=True).values
-    total = ordered.sum()
-    cumulative = torch.cumsum(ordered, 0) / (total if bool(total > 0) else 1.0)
-    index = min(int(torch.searchsorted(cumulative, torch.tensor(fraction))), len(ordered) - 1)
-    return ordered[index]
+    """Returns the smallest score among the top scores (non-negative) that carry ``fraction`` of
+    the total. Only the positive scores are sorted: zeros add nothing to the cumulative total and
+    come last, so the answer is the same as sorting all (an n² edge-score matrix would need n²
+    int64 sort indices)."""
+    flat = scores.flatten()
+    positive = flat[flat > 0]
+    if len(positive) == 0:
+        return flat.new_zeros(())
+    ordered = torch.sort(positive, descending=True).values
+    cumulative = torch.cumsum(ordered, 0) / ordered.sum()
+    index = int(torch.searchsorted(cumulative, torch.tensor(fraction, dtype=cumulative.dtype)))
+    if index < len(ordered):
+        return ordered[index]
+    return flat.new_zeros(()) if len(positive) < len(flat) else ordered[-1]
 
 
 @dataclass(frozen=True)
@@ -89,12 +103,13 @@ def prune(
     nodes = node_influence >= threshold_for(node_influence, node_threshold)
     nodes[-fixed:] = True
 
-    kept = adjacency.clone()
-    kept[~nodes] = 0
-    kept[:, ~nodes] = 0
-    normal = normalise(kept)
-    edge_scores = normal * (influence(normal, logit_weights) + logit_weights)[:, None]
-    edges = edge_scores >= threshold_for(edge_scores.flatten(), edge_threshold)
+    scores = adjacency.abs()  # becomes the normalised pruned matrix, then the edge scores
+    scores[~nodes] = 0
+    scores[:, ~nodes] = 0
+    _normalise_(scores)
+    scores *= (influence(scores, logit_weights) + logit_weights)[:, None]
+    edges = scores >= threshold_for(scores, edge_threshold)
+    del scores
 
     while True:
         before = nodes.clone()
