@@ -272,6 +272,19 @@ class Model:
 
     __call__ = forward
 
+    def forward_to_final_norm(self, inputs: Inputs | Tokens, *, grad: bool = False) -> None:
+        """Runs the forward through the final norm and stops before the unembedding: for
+        captures that end at ``final_norm`` and need no ``[batch, pos, vocab]`` logits (an
+        attribution graph's batch of prompt copies would spend hundreds of MB on them)."""
+        tokens = self.tokenize(inputs)
+        handle = get_module(self.hf, self.adapter.unembed).register_forward_pre_hook(_stop_forward)
+        try:
+            self._forward(tokens, grad=grad)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+
     def _forward(self, tokens: Tokens, *, grad: bool) -> Logits:
         padded = tokens.padded
         with torch.set_grad_enabled(grad):

@@ -181,7 +181,7 @@ class _Forward:
             self.cache = cap.__enter__()
             self._contexts.append(cap)
             holder["cache"] = self.cache
-            model.forward(model.tokens(ids), grad=True)
+            model.forward_to_final_norm(model.tokens(ids), grad=True)  # no logits needed
         except BaseException:
             self.__exit__(None, None, None)
             raise
