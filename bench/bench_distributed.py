@@ -92,7 +92,12 @@ def main() -> None:
             torch.set_num_threads(threads)
             try:
                 results[name] = activation_patching(
-                    model, tp, config=cfg, backend=backend, progress=False, record=False  # type: ignore[arg-type]
+                    model,
+                    tp,
+                    config=cfg,
+                    backend=backend,
+                    progress=False,
+                    record=False,  # type: ignore[arg-type]
                 )
             finally:
                 torch.set_num_threads(before)
@@ -117,7 +122,7 @@ def main() -> None:
         for _ in range(3):
             got: list[object] = []
             t0 = time.perf_counter()
-            one.map(ECHO, None, list(range(args.echo_tasks)), lambda i, r: got.append(r))
+            one.map(ECHO, None, list(range(args.echo_tasks)), lambda i, r, got=got: got.append(r))
             echo_runs.append((time.perf_counter() - t0) / args.echo_tasks)
             assert sorted(got) == list(range(args.echo_tasks))  # type: ignore[type-var]
         echo = Timing.of(echo_runs)
@@ -130,7 +135,7 @@ def main() -> None:
     local1 = timings["local, 1 thread"].median
     local2 = timings["local, 2 threads"].median
     print(f"\nload average after: {loadavg()}")
-    print(f"\n| row | median s | IQR s | runs | x HF forward | ÷ local 1 thread | equal to local |")
+    print("\n| row | median s | IQR s | runs | x HF forward | ÷ local 1 thread | equal to local |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, t in timings.items():
         eq = "" if name not in equal else ("bit for bit" if equal[name] else "**differs**")
@@ -140,7 +145,9 @@ def main() -> None:
         )
     ray1, ray2 = timings["Ray, 1 worker"].median, timings["Ray, 2 workers"].median
     speed1, speed2 = local1 / ray2, local2 / ray2
-    print(f"\nRay overhead, 1 worker vs local (1 thread each): {ray1 / local1:.3f}x (target <= 1.15)")
+    print(
+        f"\nRay overhead, 1 worker vs local (1 thread each): {ray1 / local1:.3f}x (target <= 1.15)"
+    )
     print(
         f"2 workers: speed-up {speed1:.2f}x over local 1 thread (efficiency {speed1 / 2:.0%}), "
         f"{speed2:.2f}x over local 2 threads"

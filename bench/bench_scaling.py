@@ -160,12 +160,13 @@ def main() -> None:
                          "layers": layers, "cells": cells, **got})  # fmt: skip
             print(
                 f"{technique:8s} {axis:6s} T={tokens:4d} k={layers:2d} "
-                f"{got['seconds']:8.3f} s  peak +{got['peak_mb']:7.1f} MB", flush=True
+                f"{got['seconds']:8.3f} s  peak +{got['peak_mb']:7.1f} MB",
+                flush=True,
             )
     print(f"\nload average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     print("\n| technique | axis | points | time exponent | memory exponent | largest point |")
     print("| --- | --- | --- | ---: | ---: | --- |")
-    for (technique, axis), values in AXES.items():
+    for technique, axis in AXES:
         pts = [r for r in rows if r["technique"] == technique and r["axis"] == axis]
         xs = [r["tokens"] if axis == "tokens" else r["layers"] for r in pts]
         t_exp = fit(xs, [r["seconds"] for r in pts])

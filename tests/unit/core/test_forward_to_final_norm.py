@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from helpers import tiny_model, tokens
 from interplab.sites import Site
+
+from helpers import tiny_model, tokens
 
 
 def test_it_captures_what_a_full_forward_captures_and_skips_the_unembedding():
