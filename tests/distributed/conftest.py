@@ -1,5 +1,6 @@
-"""The Ray cluster the distributed tests share: one head started by ``ray start`` with four
-logical CPUs, per test session (per xdist worker), stopped when the session ends."""
+"""What the distributed tests share: the Ray cluster (one head started by ``ray start`` with four
+logical CPUs, per test session, i.e. per xdist worker), two actors holding the tiny Llama (per
+module), and one torch thread in every test (as the workers)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 HERE = Path(__file__).resolve().parent
 
@@ -64,3 +66,27 @@ def cluster():
             head.wait(60)
         except subprocess.TimeoutExpired:
             head.kill()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread, as the workers run: equal kernels, equal bits."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def llama_workers(cluster):
+    """Two Ray actors holding the tiny Llama (built by ``factories:tiny_llama``), shared by a
+    module's tests that leave them alive."""
+    from interplab.distributed import ModelSpec, RayBackend
+
+    from helpers import tiny_model
+
+    backend = RayBackend(
+        ModelSpec.of(tiny_model("llama"), "factories:tiny_llama"), address=cluster, workers=2
+    )
+    yield backend
+    backend.close()

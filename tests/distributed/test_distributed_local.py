@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from interplab.distributed import DistributedError, LocalBackend, ModelSpec, activation_patching
 from interplab.distributed.tasks import run_tasks
@@ -15,14 +14,6 @@ from interplab.techniques.patching import PatchingConfig, cells
 from interplab.techniques.patching import activation_patching as local_patching
 
 from helpers import tiny_model, token_pairs
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers run one thread: equal kernels, equal bits
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize(

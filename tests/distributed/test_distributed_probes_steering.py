@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from factories_probes import VOWELS, char_llama
 from typer.testing import CliRunner
 
@@ -35,14 +34,6 @@ PROMPTS = ["abc", "xyz"]
 @pytest.fixture(autouse=True)
 def _no_recording(monkeypatch):
     monkeypatch.setenv("INTERPLAB_RECORD", "0")  # the comparisons need no store
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the workers: equal kernels, equal bits
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

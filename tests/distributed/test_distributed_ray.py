@@ -37,22 +37,6 @@ HERE = Path(__file__).resolve().parent
 FACTORY = "factories:tiny_llama"
 
 
-@pytest.fixture(scope="module")
-def llama_workers(cluster):
-    """Two actors holding the tiny Llama, shared by the tests that leave them alive."""
-    backend = RayBackend(ModelSpec.of(tiny_model("llama"), FACTORY), address=cluster, workers=2)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the workers: equal kernels, equal bits
-    yield
-    torch.set_num_threads(before)
-
-
 def _free_cpus(expected: float, timeout_s: float = 60) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

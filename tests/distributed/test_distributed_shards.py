@@ -30,14 +30,6 @@ from interplab.techniques.top_examples.state import State, merge_states
 from helpers import tiny_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers run one thread: equal kernels, equal bits
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model():
     return tiny_model("llama")

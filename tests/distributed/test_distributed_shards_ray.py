@@ -4,7 +4,6 @@ harvest equal the local technique's, and a rerun on the same checkpoint computes
 from __future__ import annotations
 
 import pytest
-import torch
 
 from helpers import tiny_model
 
@@ -21,30 +20,11 @@ from factories_shards import (  # noqa: E402
 
 from interplab.dictionaries import harvest  # noqa: E402
 from interplab.dictionaries.shards import MANIFEST  # noqa: E402
-from interplab.distributed import ModelSpec, RayBackend  # noqa: E402
 from interplab.distributed.harvest import harvest as sharded_harvest  # noqa: E402
 from interplab.distributed.top_examples import top_examples as sharded_top_examples  # noqa: E402
 from interplab.techniques.top_examples import top_examples  # noqa: E402
 
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(scope="module")
-def llama_workers(cluster):
-    """Two actors holding the tiny Llama (built by ``factories:tiny_llama``), for both jobs."""
-    backend = RayBackend(
-        ModelSpec.of(tiny_model("llama"), "factories:tiny_llama"), address=cluster, workers=2
-    )
-    yield backend
-    backend.close()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the workers: equal kernels, equal bits
-    yield
-    torch.set_num_threads(before)
 
 
 def test_top_examples_on_two_ray_workers_equal_the_local_pass(llama_workers, tmp_path):

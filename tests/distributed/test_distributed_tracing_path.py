@@ -13,7 +13,7 @@ from helpers import tiny_model, token_pairs
 
 ray = pytest.importorskip("ray")
 
-from interplab.distributed import DistributedError, LocalBackend, ModelSpec, RayBackend  # noqa: E402
+from interplab.distributed import DistributedError, LocalBackend  # noqa: E402
 from interplab.distributed.path_patching import path_patching  # noqa: E402
 from interplab.distributed.tracing import causal_tracing  # noqa: E402
 from interplab.results.patching import PatchingError  # noqa: E402
@@ -75,27 +75,9 @@ class _Counting(LocalBackend):
         super().map(job, shared, tasks, done)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the workers: equal kernels, equal bits
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def llama():
     return tiny_model("llama")
-
-
-@pytest.fixture(scope="module")
-def llama_workers(cluster):
-    """Two actors holding the tiny Llama, shared by this module's Ray tests."""
-    backend = RayBackend(
-        ModelSpec.of(tiny_model("llama"), "factories:tiny_llama"), address=cluster, workers=2
-    )
-    yield backend
-    backend.close()
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])  # the suffix path, the hook path
