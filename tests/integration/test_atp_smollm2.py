@@ -52,3 +52,6 @@ def test_verified_heads_equal_the_exact_sweep_on_their_exact_cells(smol):
     np.testing.assert_allclose(ver.effect()[:, ran], full.effect()[:, ran], atol=1e-4)
     exact_mean = np.abs(full.effect().mean(0))
     assert exact_mean[ran].max() == exact_mean.max()  # the strongest head ran exactly
+    # The promise: every head above the tolerance ran exactly (screens and group checks).
+    assert ran[exact_mean > ver.tolerance].all()
+    assert ver.group_screen is not None and len(ver.group_examples) == 4

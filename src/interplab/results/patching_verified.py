@@ -146,6 +146,11 @@ class VerifiedPatchingResult(PatchingResult):
     bound_method: str = ""
     threshold: float = 0.05  # of the clean-corrupt gap
     screen: float = 0.1  # of the tolerance: AtP* scores above it ran exactly
+    group_screen: float | None = None  # of the tolerance; None: no group screen ran
+    grouped_screen: float = 0.3  # the per-cell screen of grids with a group screen
+    group_examples: list[int] = field(default_factory=list)  # the examples the groups ran on
+    group_effects: dict[str, np.ndarray] = field(default_factory=dict)  # [examples, layer, (pos)]
+    group_discrepancy: dict[str, np.ndarray] = field(default_factory=dict)  # [layer, (pos)]
     tolerance: float = float("nan")  # threshold x gap: what may stay unverified
     sample: float = 0.05
     n_cells: int = 0
@@ -165,10 +170,21 @@ class VerifiedPatchingResult(PatchingResult):
     def describe_bound(self) -> str:
         """Returns the verification in a sentence: how many cells ran exactly and the bound."""
         exact = f"{self.n_exact} of {self.n_cells} cells patched exactly"
-        parts = (
-            f"({self.n_verified} with an AtP* score above {self.screen:g} x the tolerance "
-            f"{self.tolerance:.4g}, {self.n_sampled} random)"
-        )
+        if self.group_screen is None:
+            screened = (
+                f"with an AtP* score above {self.screen:g} x the tolerance {self.tolerance:.4g}"
+            )
+        else:
+            failed = sum(
+                int((d > self.group_screen * self.tolerance).sum())
+                for d in self.group_discrepancy.values()
+            )
+            screened = (
+                f"with an AtP* score above {self.screen:g} x the tolerance {self.tolerance:.4g} "
+                f"({self.grouped_screen:g} x for heads) or in one of {failed} head groups whose "
+                f"exact effect AtP* missed by more than {self.group_screen:g} x"
+            )
+        parts = f"({self.n_verified} {screened}, {self.n_sampled} random)"
         if self.n_exact == self.n_cells:
             return f"{exact} {parts}: nothing is estimated."
         return (

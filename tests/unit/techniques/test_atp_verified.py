@@ -42,6 +42,7 @@ def test_exact_cells_equal_the_full_exact_sweep(family, per):
         per=per,
         threshold=1.0,
         screen=1.0,
+        group_screen=None,
         sample=0.1,
         min_sample=3,
         control=False,
@@ -61,6 +62,59 @@ def test_exact_cells_equal_the_full_exact_sweep(family, per):
         # The rest carries AtP*'s estimates, untouched.
         np.testing.assert_array_equal(ver.effect(c)[:, ~exact], ver.estimates[c][:, ~exact])
     np.testing.assert_allclose(ver.clean, full.clean, atol=1e-6)
+
+
+@pytest.mark.parametrize("per", ["all", "position"])
+def test_the_group_screen_patches_each_layers_heads_together_and_expands_where_atp_missed(per):
+    # The group of a layer's heads is its attn_out cell: its exact effect on the chosen examples
+    # equals the full exact sweep's, the discrepancy is |exact - sum of the heads' AtP*| averaged
+    # over those examples, and a layer whose discrepancy exceeds group_screen x the tolerance has
+    # every head verified; the other heads are screened at grouped_screen.
+    model = tiny_model("llama", num_hidden_layers=3)
+    tp = token_pairs(6, 7)
+    full = activation_patching(
+        model, tp, components=("attn_out",), per=per, control=False, progress=False
+    )
+    base = dict(components=("resid_pre", "attn.z"), per=per, threshold=1.0, screen=1.0,
+                grouped_screen=0.9, sample=0.1, min_sample=3, group_examples=4, control=False)  # fmt: skip
+    screens = [0.0, 1e9]
+    for group_screen in screens:
+        cfg = VerifiedConfig(**base, group_screen=group_screen)  # type: ignore[arg-type]
+        ver = verified_patching(model, tp, config=cfg, progress=False)
+        idx = np.asarray(ver.group_examples)
+        assert len(idx) == 4 and len(set(idx.tolist())) == 4
+        effects = ver.group_effects["attn.z"]
+        np.testing.assert_allclose(effects, full.effect("attn_out")[idx], atol=1e-5)
+        summed = ver.estimates["attn.z"][idx].sum(2)
+        disc = ver.group_discrepancy["attn.z"]
+        np.testing.assert_allclose(disc, np.abs(effects - summed).mean(0), atol=1e-12)
+        failed = disc > group_screen * ver.tolerance
+        expected = ver.scores["attn.z"] > 0.9 * ver.tolerance
+        expected |= np.broadcast_to(failed[:, None], expected.shape)
+        np.testing.assert_array_equal(ver.status["attn.z"] == VERIFIED, expected)
+        # Residual cells keep the plain screen.
+        np.testing.assert_array_equal(
+            ver.status["resid_pre"] == VERIFIED, ver.scores["resid_pre"] > ver.tolerance
+        )
+        if group_screen == 0.0:
+            # Positions before the first token that differs have nothing to miss.
+            assert (disc > 0).any() and failed[disc > 0].all()
+        if group_screen == 1e9:
+            assert not failed.any()
+        if group_screen == 0.0:
+            # Next: a screen between the discrepancies, so some layers expand and some do not.
+            mid = float(np.median(disc[disc > 0])) / ver.tolerance
+            screens.append(mid)
+        if len(screens) == 3 and group_screen == screens[2]:
+            assert failed.any() and not failed.all()
+        assert "head groups" in ver.describe_bound()
+    off = verified_patching(
+        model, tp, config=VerifiedConfig(**base, group_screen=None), progress=False
+    )  # type: ignore[arg-type]
+    assert off.group_effects == {} and off.group_screen is None
+    np.testing.assert_array_equal(
+        off.status["attn.z"] == VERIFIED, off.scores["attn.z"] > off.tolerance
+    )
 
 
 def test_method_verified_runs_through_activation_patching():
@@ -143,6 +197,10 @@ def test_bad_options_name_the_problem():
         verified_patching(model, token_pairs(), threshold=1.5, progress=False)
     with pytest.raises(ConfigError, match="cannot verify"):
         verified_patching(model, token_pairs(), components=("attn.q",), progress=False)
+    with pytest.raises(ConfigError, match="group_screen"):
+        verified_patching(model, token_pairs(), group_screen=-1.0, progress=False)
+    with pytest.raises(ConfigError, match="grouped_screen"):
+        verified_patching(model, token_pairs(), grouped_screen=2.0, progress=False)
 
 
 @pytest.mark.parametrize(

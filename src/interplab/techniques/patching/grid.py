@@ -70,6 +70,16 @@ class TokenPairs:
             return torch.full((self.n,), self.clean.shape[1], dtype=torch.long)
         return self.mask.sum(1).long()
 
+    def select(self, rows: Tensor) -> TokenPairs:
+        """Returns the pairs at ``rows`` (a long index ``[k]``), in that order."""
+        return TokenPairs(
+            self.clean[rows],
+            self.corrupt[rows],
+            self.answer[rows],
+            self.wrong[rows],
+            None if self.mask is None else self.mask[rows],
+        )
+
     def tokens(self, model: Model, side: str = "clean") -> Tokens:
         """Returns one side's ids (``"clean"`` or ``"corrupt"``) with the mask as a model batch."""
         return model.tokens(self.clean if side == "clean" else self.corrupt, self.mask)

@@ -13,6 +13,16 @@ Algorithm (the verification and diagnostic of Kramár et al. 2024, "AtP*", made 
    IOI head grid one head's exact effect (3.13) was 28 times its score (0.11), an effect through
    downstream attention that the linearisation misses. Scores of examples are taken in absolute
    value before averaging, so cells whose examples cancel are screened in too.
+3b. The group screen (head grids, ``attn.z``). A miss like that one is caught exactly instead of
+   by a wide margin: all heads of a layer (at one position with ``per="position"``) are patched
+   together, which is the layer's ``attn_out`` cell, on ``group_examples`` random examples. Where
+   the exact group effect and the sum of its heads' AtP* estimates differ by more than
+   ``group_screen`` times the tolerance (mean over those examples of the absolute difference),
+   AtP* has failed on that layer and every head in it runs exactly. The heads of the other
+   layers then need a narrower margin: their per-cell screen is ``grouped_screen`` (0.3).
+   The group check costs one cell per layer on a few examples; it misses a head only where
+   AtP*'s errors within a layer cancel in the sum and the head's own score is under 0.3 of the
+   tolerance.
 4. A uniform random sample of the rest (a ``sample`` fraction, at least ``min_sample``) runs
    exactly in the same sweep: it measures the estimate's error where the screen did not look.
 5. The bound (`max_effect_bound`, a diagnostic): with the sampled errors ``d = exact - estimate``
@@ -57,7 +67,7 @@ from interplab.techniques.metrics import Metric, MetricName, Targets
 from interplab.techniques.patching import fast, hooks
 from interplab.techniques.patching.atp import estimate
 from interplab.techniques.patching.config import PatchingConfig
-from interplab.techniques.patching.grid import PairsLike, answer_logits, prepare
+from interplab.techniques.patching.grid import PairsLike, TokenPairs, answer_logits, prepare
 
 BOUND_METHOD = "normal errors of the sampled cells, Student-t prediction bound, Bonferroni"
 
@@ -74,6 +84,9 @@ class VerifiedConfig(Config):
     metric: MetricName = "logit_diff"
     threshold: float = 0.05
     screen: float = 0.1
+    group_screen: float | None = 0.5  # None: no group screen, every cell is screened at `screen`
+    grouped_screen: float = 0.3
+    group_examples: int = 4
     sample: float = 0.05
     min_sample: int = 20
     confidence: float = 0.95
@@ -89,10 +102,16 @@ class VerifiedConfig(Config):
         for c in self.components:
             if c not in GRID_COMPONENTS:
                 raise ConfigError(f"cannot verify {c!r}; components: {', '.join(GRID_COMPONENTS)}")
-        for name in ("threshold", "screen", "sample"):
+        for name in ("threshold", "screen", "grouped_screen", "sample"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} is a fraction in [0, 1], got {value}")
+        if self.group_screen is not None and not self.group_screen >= 0.0:
+            raise ConfigError(
+                f"group_screen is a multiple of the tolerance (>= 0) or None, got {self.group_screen}"
+            )
+        if self.group_examples < 1:
+            raise ConfigError(f"group_examples must be at least 1, got {self.group_examples}")
         if self.min_sample < 2:
             raise ConfigError(
                 f"min_sample must be at least 2 (the bound needs a spread), got {self.min_sample}"
@@ -131,6 +150,8 @@ def verified_patching(
     metric: MetricName | Metric = "logit_diff",
     threshold: float = 0.05,
     screen: float = 0.1,
+    group_screen: float | None = 0.5,
+    grouped_screen: float = 0.3,
     sample: float = 0.05,
     confidence: float = 0.95,
     graddrop: bool = False,
@@ -142,8 +163,11 @@ def verified_patching(
     """Returns activation patching's grids with every cell whose AtP* score exceeds ``screen`` x
     ``threshold`` of the clean-corrupt gap, and a random ``sample`` of the others, patched
     exactly; AtP* estimates for the rest, and a bound with ``confidence`` on the largest |mean
-    effect| an estimated cell could have (a diagnostic: it assumes normal errors). ``config``
-    replaces the option keywords."""
+    effect| an estimated cell could have (a diagnostic: it assumes normal errors). Head grids
+    (``attn.z``) are also checked a layer at a time: where the exact effect of all a layer's heads
+    misses their AtP* sum by more than ``group_screen`` x the tolerance every head of that layer
+    runs exactly, and the other heads are screened at ``grouped_screen`` (``group_screen=None``
+    turns this off). ``config`` replaces the option keywords."""
     cfg = config or VerifiedConfig(
         components=(components,) if isinstance(components, str) else tuple(components),  # type: ignore[arg-type]
         direction=direction,
@@ -151,6 +175,8 @@ def verified_patching(
         metric=metric.name if isinstance(metric, Metric) else metric,
         threshold=threshold,
         screen=screen,
+        group_screen=group_screen,
+        grouped_screen=grouped_screen,
         sample=sample,
         confidence=confidence,
         graddrop=graddrop,
@@ -195,8 +221,23 @@ def run_verified(
         base_m = corrupt_m if denoise else clean_m
     gap = abs(float(clean_m.double().mean() - corrupt_m.double().mean()))
     tol = cfg.threshold * gap if tolerance is None else tolerance
+    groups = (
+        _group_screen(model, tp, cfg, m, targets, base_m, estimates["attn.z"], tol, progress)
+        if cfg.group_screen is not None and "attn.z" in comps
+        else None
+    )
+    cutoffs = np.concatenate(
+        [np.full(int(np.prod(shapes[c])), _cutoff(cfg, c, groups is not None) * tol) for c in comps]
+    )
+    forced = np.concatenate(
+        [
+            (groups.expand(shapes[c]) if c == "attn.z" and groups is not None else
+             np.zeros(shapes[c], dtype=bool)).ravel()
+            for c in comps
+        ]
+    )  # fmt: skip
     rng = np.random.default_rng(cfg.seed)
-    flat_status = select_cells(flat_scores, cfg.screen * tol, cfg.sample, cfg.min_sample, rng)
+    flat_status = select_cells(flat_scores, cutoffs, cfg.sample, cfg.min_sample, rng, forced=forced)
     status, offset = {}, 0
     for c in comps:
         size = int(np.prod(shapes[c]))
@@ -257,6 +298,11 @@ def run_verified(
         bound_method=BOUND_METHOD,
         threshold=cfg.threshold,
         screen=cfg.screen,
+        group_screen=None if groups is None else cfg.group_screen,
+        grouped_screen=cfg.grouped_screen,
+        group_examples=[] if groups is None else groups.examples,
+        group_effects={} if groups is None else {"attn.z": groups.effects},
+        group_discrepancy={} if groups is None else {"attn.z": groups.discrepancy},
         tolerance=tol,
         sample=cfg.sample,
         n_cells=len(flat_scores),
@@ -268,17 +314,22 @@ def run_verified(
 
 def select_cells(
     scores: np.ndarray,
-    cutoff: float,
+    cutoff: float | np.ndarray,
     sample: float,
     min_sample: int,
     rng: np.random.Generator,
+    *,
+    forced: np.ndarray | None = None,
 ) -> np.ndarray:
     """Returns each cell's status (`VERIFIED`, `SAMPLED`, `ESTIMATED`) for AtP* scores
-    ``[cells]``: every cell scoring above ``cutoff`` is verified, and a uniform random sample of
-    the rest (``sample`` of it, at least ``min_sample``) is sampled."""
+    ``[cells]``: every cell scoring above ``cutoff`` (one for all, or one per cell) and every
+    ``forced`` cell is verified, and a uniform random sample of the rest (``sample`` of it, at
+    least ``min_sample``) is sampled."""
     scores = np.asarray(scores, dtype=np.float64)
     status = np.full(scores.shape, ESTIMATED, dtype=np.int8)
-    top = scores > cutoff
+    top = scores > np.asarray(cutoff, dtype=np.float64)
+    if forced is not None:
+        top = top | np.asarray(forced, dtype=bool)
     status[top] = VERIFIED
     rest = np.flatnonzero(~top)
     k = min(len(rest), max(min_sample, math.ceil(sample * len(rest))))
@@ -305,6 +356,77 @@ def max_effect_bound(estimates: np.ndarray, errors: np.ndarray, confidence: floa
     q = float(t.ppf(1.0 - alpha / (2 * n), m - 1))
     spread = float(errors.std(ddof=1)) * math.sqrt(1.0 + 1.0 / m)
     return float(np.abs(estimates + errors.mean()).max() + q * spread)
+
+
+def _cutoff(cfg: VerifiedConfig, component: str, grouped: bool) -> float:
+    """Returns the per-cell screen of one grid: `grouped_screen` where a group screen ran."""
+    return cfg.grouped_screen if grouped and component == "attn.z" else cfg.screen
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """The group screen of a head grid: per layer (and position), all its heads patched at once."""
+
+    examples: list[int]  # the examples it ran on
+    effects: np.ndarray  # exact group effects [examples, layer, (pos)]
+    discrepancy: np.ndarray  # mean over examples of |exact - sum of the heads' AtP*| [layer, (pos)]
+    failed: np.ndarray  # discrepancy above group_screen x tolerance [layer, (pos)]
+
+    def expand(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Returns the head cells ``[layer, head, (pos)]`` of the groups that failed."""
+        return np.broadcast_to(self.failed[:, None], shape).copy()
+
+
+@torch.no_grad()
+def _group_screen(
+    model: Model,
+    tp: TokenPairs,
+    cfg: VerifiedConfig,
+    m: Metric,
+    targets: Targets,
+    base_m: Tensor,
+    head_estimates: np.ndarray,
+    tol: float,
+    progress: bool,
+) -> _Groups:
+    """Runs step 3b: each layer's heads patched together (its ``attn_out`` cell) exactly, on
+    ``group_examples`` random examples, against the sum of their AtP* estimates."""
+    n = tp.n
+    k = min(n, cfg.group_examples)
+    rng = np.random.default_rng([cfg.seed, 1])
+    idx = np.sort(rng.choice(n, size=k, replace=False)) if k < n else np.arange(n)
+    sub = tp.select(torch.from_numpy(idx))
+    rows = torch.from_numpy(idx)
+    logprobs = targets.clean_logprobs
+    sub_targets = Targets(
+        targets.answer[rows], targets.wrong[rows], None if logprobs is None else logprobs[rows]
+    )
+    denoise = cfg.direction == "denoise"
+    base_ids, source_ids = (sub.corrupt, sub.clean) if denoise else (sub.clean, sub.corrupt)
+    sites = [Site(layer, "attn_out") for layer in range(model.dims.n_layers)]
+    values = _capture(model, model.tokens(source_ids, sub.mask), sites)
+    budget_mb = resolve_budget(cfg.batch_budget_mb, model.device)
+    if fast.unsupported(model, sub) is None:
+        grid = fast.sweep(
+            model, base_ids, values, ("attn_out",), cfg.per, m, sub_targets,
+            budget_mb=budget_mb, progress=progress,
+        )["attn_out"]  # fmt: skip
+    else:
+        grid = hooks.packed_sweep(
+            model, base_ids, sub, values, ("attn_out",), cfg.per, m, sub_targets, budget_mb,
+            progress,
+        )["attn_out"]  # fmt: skip
+    base = base_m[rows].double().cpu().numpy()
+    exact = grid.double().cpu().numpy() - base.reshape((-1,) + (1,) * (grid.ndim - 1))
+    summed = head_estimates[idx].sum(2)  # [k, layer, (pos)]
+    discrepancy = np.abs(exact - summed).mean(0)
+    assert cfg.group_screen is not None
+    return _Groups(
+        examples=[int(i) for i in idx],
+        effects=exact,
+        discrepancy=discrepancy,
+        failed=discrepancy > cfg.group_screen * tol,
+    )
 
 
 def _capture(model: Model, tokens: object, sites: list[Site]) -> dict[Site, Tensor]:
