@@ -158,8 +158,9 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 help="exact (every cell patched) | verified (every cell whose AtP* score exceeds "
-                "0.5% of the clean-corrupt gap runs exactly, with a random sample; the rest are "
-                "estimated, with a bound) | atp "
+                "0.5% of the clean-corrupt gap runs exactly (1.5% for heads, plus every head of a "
+                "layer whose heads patched together AtP* misses), with a random sample; the rest "
+                "are estimated, with a bound) | atp "
                 "(AtP* estimates only, with the QK fix)"
             ),
         ] = "exact",

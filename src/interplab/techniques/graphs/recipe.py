@@ -14,8 +14,8 @@
    measure each layer's FVE of ``mlp_out`` on held-out windows, the replacement and completeness
    scores of the graph of ``prompt``, and the times, into ``recipe.json``.
 
-Everything lands under ``cache_root()/transcoders/<name>``; the shards are deleted once the set
-is written (the full recipe's are ~35 GB at float16).
+Everything lands under ``cache_root()/transcoders/<name>``; the shards and the training
+checkpoint are deleted once the set is written (the full recipe's are ~35 GB at float16).
 """
 
 from __future__ import annotations
@@ -193,6 +193,7 @@ def run(
     }
     write_text(root / "recipe.json", json.dumps(summary, indent=1))
     shutil.rmtree(root / "harvest", ignore_errors=True)
+    (root / "train" / "checkpoint.pt").unlink(missing_ok=True)  # optimiser state: GBs, done with
     _say(
         f"recipe {recipe.name}: mean FVE {sum(fve) / len(fve):.3f} (layers {min(fve):.3f}.."
         f"{max(fve):.3f}), replacement score {graph.replacement_score:.3f}, completeness "
