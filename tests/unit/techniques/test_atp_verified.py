@@ -31,15 +31,25 @@ GRID = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "attn.z")
 
 
 @pytest.mark.parametrize(
-    ("family", "per"), [("llama", "position"), ("llama", "all"), ("gpt2", "position")]
+    ("family", "per", "direction"),
+    [
+        ("llama", "position", "denoise"),
+        ("llama", "all", "denoise"),
+        ("llama", "all", "noise"),
+        ("gpt2", "position", "denoise"),
+        ("gpt2", "position", "noise"),
+    ],
 )
-def test_exact_cells_equal_the_full_exact_sweep(family, per):
+def test_exact_cells_equal_the_full_exact_sweep(family, per, direction):
     model = tiny_model(family, num_hidden_layers=3) if family == "llama" else tiny_model(family)
     tp = token_pairs(4, 7)
-    full = activation_patching(model, tp, components=GRID, per=per, control=False, progress=False)
+    full = activation_patching(
+        model, tp, components=GRID, per=per, direction=direction, control=False, progress=False
+    )
     cfg = VerifiedConfig(
         components=GRID,
         per=per,
+        direction=direction,
         threshold=1.0,
         screen=1.0,
         group_screen=None,
@@ -62,6 +72,7 @@ def test_exact_cells_equal_the_full_exact_sweep(family, per):
         # The rest carries AtP*'s estimates, untouched.
         np.testing.assert_array_equal(ver.effect(c)[:, ~exact], ver.estimates[c][:, ~exact])
     np.testing.assert_allclose(ver.clean, full.clean, atol=1e-6)
+    np.testing.assert_allclose(ver.corrupt, full.corrupt, atol=1e-6)
 
 
 @pytest.mark.parametrize("per", ["all", "position"])

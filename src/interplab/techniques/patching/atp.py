@@ -99,6 +99,8 @@ class Estimates:
     scores: dict[str, Tensor]  # GradDrop magnitudes (|effects| without GradDrop)
     clean: Tensor  # [n] metrics
     corrupt: Tensor
+    source_logits: Tensor  # [n, vocab] at the answer, from the source run (no gradients)
+    source_values: dict[Site, Tensor]  # the grid sites of the source run
 
 
 @recorded("atp_star", inputs="pairs")
@@ -238,6 +240,8 @@ def estimate(
         scores=scores,
         clean=metric(clean_logits, targets).detach(),
         corrupt=metric(corrupt_logits, targets).detach(),
+        source_logits=source_logits,
+        source_values={s: source.cache[s] for s in grid_sites},  # type: ignore[index]
     )
 
 

@@ -200,7 +200,6 @@ def run_verified(
     m = Metric(cfg.metric)
     inputs = prepare(model, pairs, cfg.per)
     tp = inputs.pairs
-    d = model.dims
     est = estimate(
         model, tp, comps, cfg.per, m, cfg.direction,
         qk_fix=cfg.qk_fix, graddrop=cfg.graddrop, progress=progress,
@@ -210,19 +209,26 @@ def run_verified(
     shapes = {c: scores[c].shape for c in comps}
     flat_scores = np.concatenate([scores[c].ravel() for c in comps])
     denoise = cfg.direction == "denoise"
-    base_ids, source_ids = (tp.corrupt, tp.clean) if denoise else (tp.clean, tp.corrupt)
+    base_ids = tp.corrupt if denoise else tp.clean
     reason = fast.unsupported(model, tp)
+    answer_pos = tp.lengths - 1
+    # AtP*'s source run (no gradients) gives the source side's logits and patch values; the base
+    # side's metric comes from the exact sweep's own unpatched run (or, on the hook path, a forward).
     with torch.no_grad():
-        answer_pos = tp.lengths - 1
-        clean_logits = answer_logits(model, tp.tokens(model, "clean"), answer_pos)
-        corrupt_logits = answer_logits(model, tp.tokens(model, "corrupt"), answer_pos)
+        source_logits = est.source_logits
+        clean_logits = (
+            source_logits
+            if denoise
+            else answer_logits(model, tp.tokens(model, "clean"), answer_pos)
+        )
         targets = Targets(tp.answer, tp.wrong, torch.log_softmax(clean_logits.float(), -1))
-        clean_m, corrupt_m = m(clean_logits, targets), m(corrupt_logits, targets)
-        base_m = corrupt_m if denoise else clean_m
-    gap = abs(float(clean_m.double().mean() - corrupt_m.double().mean()))
+        source_m = m(source_logits, targets)
+    # The tolerance needs the gap before the sweep: AtP*'s base run gives the base side's metric.
+    est_base = est.corrupt if denoise else est.clean
+    gap = abs(float(source_m.double().mean() - est_base.double().mean()))
     tol = cfg.threshold * gap if tolerance is None else tolerance
     groups = (
-        _group_screen(model, tp, cfg, m, targets, base_m, estimates["attn.z"], tol, progress)
+        _group_screen(model, tp, cfg, m, targets, estimates["attn.z"], tol, progress)
         if cfg.group_screen is not None and "attn.z" in comps
         else None
     )
@@ -245,11 +251,10 @@ def run_verified(
         offset += size
     only = {c: torch.from_numpy(status[c] != ESTIMATED) for c in comps}
     with torch.no_grad():
-        sites = [Site(layer, c) for c in comps for layer in range(d.n_layers)]  # type: ignore[arg-type]
-        values = _capture(model, model.tokens(source_ids, tp.mask), sites)
+        values = {s: v for s, v in est.source_values.items() if s.component in comps}
         budget_mb = resolve_budget(cfg.batch_budget_mb, model.device)
         if reason is None:
-            grids = fast.sweep(
+            grids, base_m = fast.sweep_with_base(
                 model, base_ids, values, comps, cfg.per, m, targets,
                 budget_mb=budget_mb, progress=progress, only=only,
             )  # fmt: skip
@@ -258,6 +263,8 @@ def run_verified(
                 model, base_ids, tp, values, comps, cfg.per, m, targets, budget_mb, progress,
                 only=only,
             )  # fmt: skip
+            base_m = m(answer_logits(model, model.tokens(base_ids, tp.mask), answer_pos), targets)
+    clean_m, corrupt_m = (source_m, base_m) if denoise else (base_m, source_m)
     base = base_m.double().cpu().numpy()
     effects: dict[str, np.ndarray] = {}
     errors = []
@@ -384,7 +391,6 @@ def _group_screen(
     cfg: VerifiedConfig,
     m: Metric,
     targets: Targets,
-    base_m: Tensor,
     head_estimates: np.ndarray,
     tol: float,
     progress: bool,
@@ -407,16 +413,19 @@ def _group_screen(
     values = _capture(model, model.tokens(source_ids, sub.mask), sites)
     budget_mb = resolve_budget(cfg.batch_budget_mb, model.device)
     if fast.unsupported(model, sub) is None:
-        grid = fast.sweep(
+        grids, base_m = fast.sweep_with_base(
             model, base_ids, values, ("attn_out",), cfg.per, m, sub_targets,
             budget_mb=budget_mb, progress=progress,
-        )["attn_out"]  # fmt: skip
+        )  # fmt: skip
     else:
-        grid = hooks.packed_sweep(
+        grids = hooks.packed_sweep(
             model, base_ids, sub, values, ("attn_out",), cfg.per, m, sub_targets, budget_mb,
             progress,
-        )["attn_out"]  # fmt: skip
-    base = base_m[rows].double().cpu().numpy()
+        )  # fmt: skip
+        ids = model.tokens(base_ids, sub.mask)
+        base_m = m(answer_logits(model, ids, sub.lengths - 1), sub_targets)
+    grid = grids["attn_out"]
+    base = base_m.double().cpu().numpy()
     exact = grid.double().cpu().numpy() - base.reshape((-1,) + (1,) * (grid.ndim - 1))
     summed = head_estimates[idx].sum(2)  # [k, layer, (pos)]
     discrepancy = np.abs(exact - summed).mean(0)
