@@ -41,7 +41,7 @@ def _transcoders(model, spec: str):
 
             raise UserError(
                 f"the {spec!r} transcoder set is not trained; run `python -m "
-                f"interplab.techniques.graphs.recipe {spec}` (hours), or use --transcoders quick"
+                f"interplab.techniques.graphs.recipe {spec}` (about an hour on 2 cores), or use --transcoders quick"
             )
         err.print("training the quick transcoder set (once, a few minutes)")
         return recipe.quick_set(model)
