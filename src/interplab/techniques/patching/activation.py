@@ -115,7 +115,7 @@ def activation_patching(
         values = _sources(model, model.tokens(source_ids, tp.mask), sites, base_acts, cfg)
         budget = resolve_budget(cfg.batch_budget_mb, model.device)
         if use_fast:
-            metric_grids = fast.sweep(
+            metric_grids, _ = fast.sweep(
                 model, base_ids, values, comps, cfg.per, m, targets,
                 budget_mb=budget, progress=progress,
             )  # fmt: skip

@@ -184,7 +184,7 @@ def compute(
     m = Metric(work.metric)  # type: ignore[arg-type]
     with torch.no_grad():
         if work.fast:
-            grids = fast.sweep(
+            grids, _ = fast.sweep(
                 model, work.base_ids, values, work.components, work.per, m, targets,
                 budget_mb=work.budget_mb, progress=progress, only=only,
             )  # fmt: skip

@@ -95,31 +95,10 @@ def sweep(
     budget_mb: float,
     progress: bool,
     only: dict[str, Tensor] | None = None,
-) -> dict[str, Tensor]:
+) -> tuple[dict[str, Tensor], Tensor]:
     """Returns the patched metric ``[n, layer, (head), (pos)]`` of every cell of each component
     (with ``only``, boolean masks ``[layer, (head), (pos)]`` per component, of those cells alone;
-    the others keep the base metric)."""
-    grids, _ = sweep_with_base(
-        model, base_ids, sources, comps, per, metric, targets,
-        budget_mb=budget_mb, progress=progress, only=only,
-    )  # fmt: skip
-    return grids
-
-
-def sweep_with_base(
-    model: Model,
-    base_ids: Tensor,
-    sources: dict[Site, Tensor],
-    comps: Sequence[str],
-    per: str,
-    metric: Metric,
-    targets: Targets,
-    *,
-    budget_mb: float,
-    progress: bool,
-    only: dict[str, Tensor] | None = None,
-) -> tuple[dict[str, Tensor], Tensor]:
-    """Returns `sweep`'s grids and the base metric ``[n]`` of its unpatched run."""
+    the others keep the base metric), and the base metric ``[n]`` of its unpatched run."""
     d = model.dims
     n, length = base_ids.shape
     run = model.base_run(model.tokens(base_ids), capture=list(sources))
@@ -288,4 +267,4 @@ def _applies(
     return out
 
 
-__all__ = ["metric_at_answer", "sweep", "sweep_with_base", "unsupported"]
+__all__ = ["metric_at_answer", "sweep", "unsupported"]

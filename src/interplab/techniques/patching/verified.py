@@ -254,7 +254,7 @@ def run_verified(
         values = {s: v for s, v in est.source_values.items() if s.component in comps}
         budget_mb = resolve_budget(cfg.batch_budget_mb, model.device)
         if reason is None:
-            grids, base_m = fast.sweep_with_base(
+            grids, base_m = fast.sweep(
                 model, base_ids, values, comps, cfg.per, m, targets,
                 budget_mb=budget_mb, progress=progress, only=only,
             )  # fmt: skip
@@ -413,7 +413,7 @@ def _group_screen(
     values = _capture(model, model.tokens(source_ids, sub.mask), sites)
     budget_mb = resolve_budget(cfg.batch_budget_mb, model.device)
     if fast.unsupported(model, sub) is None:
-        grids, base_m = fast.sweep_with_base(
+        grids, base_m = fast.sweep(
             model, base_ids, values, ("attn_out",), cfg.per, m, sub_targets,
             budget_mb=budget_mb, progress=progress,
         )  # fmt: skip
