@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from interplab.core.model import Model
+from interplab.data.labelled import LabelledDataset
 from interplab.models.load import ModelInfo
 from interplab.models.registry import adapter_for
 
@@ -147,3 +149,18 @@ def token_pairs(n: int = 3, length: int = 7, seed: int = 0, positions: tuple[int
     for p in positions:
         corrupt[:, p] = torch.randint(VOCAB, (n,), generator=g)
     return TokenPairs(clean, corrupt, torch.arange(1, n + 1), torch.arange(11, n + 11))
+
+
+def random_direction(d: int = 64, seed: int = 3) -> torch.Tensor:
+    """Returns a seeded random vector ``[d]`` (not normalised), for steering and ablation tests."""
+    return torch.randn(d, generator=torch.Generator().manual_seed(seed))
+
+
+def last_letter_dataset() -> LabelledDataset:
+    """Returns 24 random short words labelled by their last letter (``b`` 0, ``a`` 1), in six
+    groups: a probe task a character tokenizer can learn."""
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("cdefghijk"), size=rng.integers(2, 5))) for _ in range(24)]
+    texts = tuple(w + ("a" if i % 2 else "b") for i, w in enumerate(words))
+    return LabelledDataset("last-letter", texts, tuple(i % 2 for i in range(24)),
+                           tuple(f"g{i % 6}" for i in range(24)), ("b", "a"))  # fmt: skip

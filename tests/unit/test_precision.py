@@ -26,7 +26,6 @@ import torch
 
 from interplab.core.interventions import Ablate, Add, InterventionError, Patch, Scale
 from interplab.core.model import Model
-from interplab.data.labelled import LabelledDataset
 from interplab.dictionaries import (
     DictionaryConfig,
     HarvestConfig,
@@ -66,7 +65,14 @@ from unit.store.char_tokenizer import CharTokenizer
 from unit.techniques.test_causal_abstraction import planted_model, planted_task
 from unit.techniques.test_graphs_reference import make_transcoders
 
-from helpers import tiny_hf, token_pairs, tokens, weights_sha256
+from helpers import (
+    last_letter_dataset,
+    random_direction,
+    tiny_hf,
+    token_pairs,
+    tokens,
+    weights_sha256,
+)
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 LOW = {"bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -158,18 +164,6 @@ def pair(technique: str, device: str, dtype: torch.dtype) -> tuple[Any, Any]:
 # -- the runs ------------------------------------------------------------------------------------
 
 
-def _direction(d: int = 64, seed: int = 3) -> torch.Tensor:
-    return torch.randn(d, generator=torch.Generator().manual_seed(seed))
-
-
-def _labelled() -> LabelledDataset:
-    rng = np.random.default_rng(0)
-    words = ["".join(rng.choice(list("cdefghijk"), size=rng.integers(2, 5))) for _ in range(24)]
-    texts = tuple(w + ("a" if i % 2 else "b") for i, w in enumerate(words))
-    return LabelledDataset("last-letter", texts, tuple(i % 2 for i in range(24)),
-                           tuple(f"g{i % 6}" for i in range(24)), ("b", "a"))  # fmt: skip
-
-
 def _vowels(model: Model, texts: list[str]) -> np.ndarray:
     return np.array([sum(c in "aeiou" for c in t) / max(len(t), 1) for t in texts])
 
@@ -189,7 +183,7 @@ def _interventions(device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     ids = tokens(2, 7)
     other = m.run(ids.flip(0), capture=["L0.resid_post"]).cache["L0.resid_post"]
     reference = m.run(tokens(4, 7, seed=1), capture=["L1.mlp_out"]).cache["L1.mlp_out"]
-    vec = _direction().to(m.device, m.dtype)
+    vec = random_direction().to(m.device, m.dtype)
     plain = m.run(ids, capture=["L1.resid_post"])
     edited = m.run(
         ids,
@@ -291,18 +285,18 @@ def _tracing(device: str, dtype: torch.dtype) -> Any:
 def _ablation(device: str, dtype: torch.dtype) -> Any:
     m = tiny(device, dtype)
     prompts = ["hello", "world"]
-    compared = compare_ablation(m, prompts, _direction(), k=2, max_new_tokens=2, n_random=2)
+    compared = compare_ablation(m, prompts, random_direction(), k=2, max_new_tokens=2, n_random=2)
     ids = tokens(2, 7)
-    with ablate_direction(m, _direction()):
+    with ablate_direction(m, random_direction()):
         hooked = m(ids)
-    baked = orthogonalized_model(m, _direction())(ids)
-    return compared, direction_components(m, prompts, _direction()), hooked, baked
+    baked = orthogonalized_model(m, random_direction())(ids)
+    return compared, direction_components(m, prompts, random_direction()), hooked, baked
 
 
 def _top_examples(device: str, dtype: torch.dtype) -> Any:
     return top_examples(
         tiny(device, dtype), CORPUS[:8], site="L1.mlp.post", neurons=[0, 5, 9],
-        directions={"probe": ("L0.resid_post", _direction())}, k=3, n_random=2, n_hist=8,
+        directions={"probe": ("L0.resid_post", random_direction())}, k=3, n_random=2, n_hist=8,
         batch_size=4, progress=False,
     )  # fmt: skip
 
@@ -332,7 +326,7 @@ RUNS: dict[str, Callable[[str, torch.dtype], Any]] = {
     ),
     "causal_tracing": _tracing,
     "linear_probe": lambda device, dtype: linear_probe(
-        tiny(device, dtype), _labelled(), folds=3, n_controls=1, n_resamples=200
+        tiny(device, dtype), last_letter_dataset(), folds=3, n_controls=1, n_resamples=200
     ),
     "steering_vector": lambda device, dtype: steering_vector(
         tiny(device, dtype), ["happy day", "sunny"], ["rainy day", "gloom"], layers=[1]
@@ -365,7 +359,7 @@ def test_capture_is_the_hf_forward_bit_for_bit_and_interventions_run(device, dty
 def test_intervention_values_must_be_in_the_models_dtype(device, dtype):
     m = tiny(device, dtype)
     with pytest.raises(InterventionError, match=r"convert it with \.to"):
-        m.run(tokens(2, 7), interventions=[Add("L0.mlp_out", _direction().to(device))])
+        m.run(tokens(2, 7), interventions=[Add("L0.mlp_out", random_direction().to(device))])
 
 
 def test_logit_lens(device, dtype):

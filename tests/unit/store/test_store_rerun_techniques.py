@@ -11,7 +11,6 @@ import torch
 from char_tokenizer import CharTokenizer
 
 from interplab.core.interventions import Add
-from interplab.data.labelled import LabelledDataset
 from interplab.store import StoreError
 from interplab.techniques import (
     Behaviour,
@@ -29,7 +28,7 @@ from interplab.techniques import (
 )
 from interplab.techniques.patching import activation_patching
 
-from helpers import tiny_model, token_pairs
+from helpers import last_letter_dataset, random_direction, tiny_model, token_pairs
 
 
 def vowels(model, texts):
@@ -45,18 +44,6 @@ def model():
     m = tiny_model("llama")
     m.tokenizer = CharTokenizer()
     return m
-
-
-def _direction(d: int = 64, seed: int = 3) -> torch.Tensor:
-    return torch.randn(d, generator=torch.Generator().manual_seed(seed))
-
-
-def _labelled() -> LabelledDataset:
-    rng = np.random.default_rng(0)
-    words = ["".join(rng.choice(list("cdefghijk"), size=rng.integers(2, 5))) for _ in range(24)]
-    texts = tuple(w + ("a" if i % 2 else "b") for i, w in enumerate(words))
-    return LabelledDataset("last-letter", texts, tuple(i % 2 for i in range(24)),
-                           tuple(f"g{i % 6}" for i in range(24)), ("b", "a"))  # fmt: skip
 
 
 RUNS = {
@@ -77,7 +64,9 @@ RUNS = {
         samples=2,
         progress=False,
     ),
-    "linear_probe": lambda m: linear_probe(m, _labelled(), folds=3, n_controls=1, n_resamples=200),
+    "linear_probe": lambda m: linear_probe(
+        m, last_letter_dataset(), folds=3, n_controls=1, n_resamples=200
+    ),
     "steering": lambda m: steer(
         m,
         ["abc", "xyz"],
@@ -88,14 +77,14 @@ RUNS = {
         max_new_tokens=3,
     ),
     "directional_ablation": lambda m: compare_ablation(
-        m, ["hello", "world"], _direction(), k=2, max_new_tokens=2, n_random=2
+        m, ["hello", "world"], random_direction(), k=2, max_new_tokens=2, n_random=2
     ),
     "top_examples": lambda m: top_examples(
         m,
         np.random.default_rng(0).integers(0, 256, size=(6, 8)),
         site="L1.mlp.post",
         neurons=[0, 5, 9],
-        directions={"probe": ("L0.resid_post", _direction())},
+        directions={"probe": ("L0.resid_post", random_direction())},
         k=3,
         n_random=2,
         n_hist=8,
