@@ -251,7 +251,7 @@ def run_verified(
         offset += size
     only = {c: torch.from_numpy(status[c] != ESTIMATED) for c in comps}
     with torch.no_grad():
-        values = {s: v for s, v in est.source_values.items() if s.component in comps}
+        values = est.source_values  # the grid sites of the source run
         budget_mb = resolve_budget(cfg.batch_budget_mb, model.device)
         if reason is None:
             grids, base_m = fast.sweep(
